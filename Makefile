@@ -1,0 +1,23 @@
+# The two set-up commands of the README. Both create .venv if missing and install melos into it,
+# torch first (a CPU build by default; override with e.g. `make test TORCH=torch==2.13.0`).
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: quickstart test install
+
+quickstart: $(STAMP)
+	$(VENV)/bin/melos quickstart
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)

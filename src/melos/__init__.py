@@ -1,0 +1,1 @@
+"""melos: music audio foundation models."""
