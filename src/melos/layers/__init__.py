@@ -1,0 +1,1 @@
+"""Reusable neural-network layers: conv front end, positional conv, Transformer layers."""

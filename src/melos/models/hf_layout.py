@@ -1,0 +1,169 @@
+"""Read and write the official Hugging Face checkpoint layout of MERT / HuBERT.
+
+A checkpoint directory holds `config.json`, `preprocessor_config.json`, weights in
+`model.safetensors` and/or `pytorch_model.bin` (keys without prefix, positional conv as
+`weight_g`/`weight_v`) and, for MERT, custom code files named in the config's `auto_map`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .mert import MERTConfig, MERTEncoder
+
+CONFIG, PREPROCESSOR = "config.json", "preprocessor_config.json"
+SAFETENSORS, PYTORCH_BIN = "model.safetensors", "pytorch_model.bin"
+
+# Newer torch spells a weight-normalised conv through parametrisations; checkpoints use g and v.
+_KEY_SPELLINGS = {
+    ".parametrizations.weight.original0": ".weight_g",
+    ".parametrizations.weight.original1": ".weight_v",
+}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not match the model: names the file and the offending tensors."""
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing (a checkpoint directory needs {CONFIG})") from None
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+
+
+def read_state_dict(directory: Path) -> tuple[dict[str, torch.Tensor], Path]:
+    """The weights of a checkpoint directory: safetensors if present, else the .bin (weights only)."""
+    if (directory / SAFETENSORS).is_file():
+        file = directory / SAFETENSORS
+        try:
+            return load_file(file), file
+        except Exception as err:
+            raise CheckpointError(f"{file}: cannot read safetensors weights ({err})") from None
+    if (directory / PYTORCH_BIN).is_file():
+        file = directory / PYTORCH_BIN
+        try:
+            # weights_only refuses arbitrary pickled objects: a checkpoint cannot run code on load.
+            state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as err:
+            raise CheckpointError(f"{file}: cannot read PyTorch weights safely ({err})") from None
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{file}: expected a state dict, found {type(state).__name__}")
+        return state, file
+    raise CheckpointError(f"{directory}: no weights found (expected {SAFETENSORS} or {PYTORCH_BIN})")
+
+
+def normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Canonical key spelling: `weight_g`/`weight_v` for weight norm, no DDP `module.` prefix."""
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    out = {}
+    for key, value in state.items():
+        for old, new in _KEY_SPELLINGS.items():
+            if key.endswith(old):
+                key = key[: -len(old)] + new
+        out[key] = value
+    return out
+
+
+def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """Copy `state` into `model`; any missing, unexpected or mis-shaped tensor is an error naming it."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mis_shaped = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+                  for k in expected if k in state and state[k].shape != expected[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors: {', '.join(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensors: {', '.join(unexpected)}")
+    if mis_shaped:
+        problems.append(f"mis-shaped tensors: {'; '.join(mis_shaped)}")
+    if problems:
+        raise CheckpointError(f"{source}: does not match the model described by its config.json — "
+                              + " | ".join(problems))
+    model.load_state_dict(state, strict=True)
+
+
+def load_mert(directory: Path, config: dict[str, Any]) -> MERTEncoder:
+    """Build a MERTEncoder from an official checkpoint directory whose config.json is `config`."""
+    preprocessor = read_json(directory / PREPROCESSOR) if (directory / PREPROCESSOR).is_file() else {}
+    rate = preprocessor.get("sampling_rate", config.get("sample_rate", 16000))
+    if "sample_rate" in config and rate != config["sample_rate"]:
+        raise CheckpointError(f"{directory}: {PREPROCESSOR} says {rate} Hz but {CONFIG} says "
+                              f"{config['sample_rate']} Hz")
+    try:
+        mert_config = MERTConfig.from_hf({**config, "sample_rate": rate},
+                                         do_normalize=preprocessor.get("do_normalize", True))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{directory / CONFIG}: {err}") from None
+    with torch.device("meta"):
+        model = MERTEncoder(mert_config)
+    state, file = read_state_dict(directory)
+    model = model.to_empty(device="cpu")
+    load_state_dict_strict(model, normalize_keys(state), file)
+    model.code_files = {p.name: p.read_text() for p in _custom_code_files(directory, config)}
+    return model.eval()
+
+
+def _custom_code_files(directory: Path, config: dict[str, Any]) -> list[Path]:
+    """The .py files that the config's auto_map points at (MERT's configuration/modeling code)."""
+    modules = {ref.split(".")[0] for ref in config.get("auto_map", {}).values() if isinstance(ref, str)}
+    return [directory / f"{m}.py" for m in sorted(modules) if (directory / f"{m}.py").is_file()]
+
+
+def preprocessor_config(model: MERTEncoder) -> dict[str, Any]:
+    """The official processor settings (Wav2Vec2FeatureExtractor) for this model."""
+    return {
+        "do_normalize": model.config.do_normalize,
+        "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+        "feature_size": 1,
+        "padding_side": "right",
+        "padding_value": 0.0,
+        "return_attention_mask": True,
+        "sampling_rate": model.sample_rate,
+    }
+
+
+def save_pretrained(model: MERTEncoder, path: str | Path, *, pytorch_bin: bool = False) -> Path:
+    """Write `model` in the official layout, atomically: a temp directory renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        (tmp / CONFIG).write_text(json.dumps(model.config.to_hf(), indent=2, sort_keys=True) + "\n")
+        (tmp / PREPROCESSOR).write_text(json.dumps(preprocessor_config(model), indent=2) + "\n")
+        save_file(state, tmp / SAFETENSORS, metadata={"format": "pt"})
+        if pytorch_bin:
+            torch.save(state, tmp / PYTORCH_BIN)
+        for name, text in getattr(model, "code_files", {}).items():
+            (tmp / name).write_text(text)
+        _replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move `new` to `target`; an existing target is swapped out first and removed only after."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.{os.getpid()}.old")
+        target.rename(old)
+        new.rename(target)
+        shutil.rmtree(old)
+    else:
+        new.rename(target)

@@ -1,0 +1,76 @@
+"""`load_encoder`: one entry point from a preset name, a local checkpoint or a cached hub id."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from .encoder import Encoder
+from .hf_layout import CONFIG, CheckpointError, load_mert, read_json
+from .mert import PRESETS, MERTEncoder
+
+# config.json `model_type` -> loader. The official MERT repos say "mert_model"; checkpoints
+# written by transformers' HubertModel say "hubert".
+_LOADERS = {"mert_model": load_mert, "hubert": load_mert}
+
+
+def list_presets() -> list[str]:
+    return sorted(PRESETS)
+
+
+def load_encoder(source: str | Path, *, device: str | torch.device | None = None,
+                 dtype: torch.dtype | None = None) -> Encoder:
+    """Load an encoder, never touching the network.
+
+    Args:
+        source: a preset name (random weights, e.g. "mert-v1-95m"), a local directory in the
+            official Hugging Face layout, or a hub id such as "m-a-p/MERT-v1-95M" that is
+            already in the local Hugging Face cache.
+        device, dtype: where and in which precision to put the weights.
+
+    Returns the encoder in eval mode.
+    """
+    name = str(source)
+    if name.lower() in PRESETS:
+        model: Encoder = MERTEncoder(copy.deepcopy(PRESETS[name.lower()])).eval()
+    else:
+        model = _load_directory(_resolve_directory(name))
+    return model.to(device=device, dtype=dtype)
+
+
+def _resolve_directory(source: str) -> Path:
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise CheckpointError(f"{path}: is a file; pass the checkpoint directory that holds {CONFIG} and the weights")
+    looks_like_hub_id = source.count("/") == 1 and not source.startswith((".", "/", "~"))
+    if looks_like_hub_id:
+        cached = _hub_cache_snapshot(source)
+        if cached is not None:
+            return cached
+        raise FileNotFoundError(
+            f"{source!r} is not a local directory and is not in the local Hugging Face cache. melos never "
+            f"downloads: fetch it first (e.g. `huggingface-cli download {source} --local-dir DIR`) and pass DIR.")
+    raise FileNotFoundError(f"{source!r}: no such directory, and not a preset ({', '.join(list_presets())})")
+
+
+def _hub_cache_snapshot(repo_id: str) -> Path | None:
+    """The snapshot folder of `repo_id` in the local HF cache, or None; offline by construction."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:
+        return None
+
+
+def _load_directory(directory: Path) -> Encoder:
+    config = read_json(directory / CONFIG)
+    model_type = config.get("model_type")
+    if model_type not in _LOADERS:
+        raise CheckpointError(f"{directory / CONFIG}: model_type {model_type!r} is not supported "
+                              f"(supported: {', '.join(sorted(_LOADERS))})")
+    return _LOADERS[model_type](directory, config)

@@ -1,0 +1,198 @@
+"""MERT encoder: equivalence with transformers' HubertModel, official layout, presets, errors."""
+
+import argparse
+import dataclasses
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+
+import melos
+from melos.models import PRESETS, CheckpointError, MERTEncoder, load_encoder
+
+
+def tiny_config(pre_norm: bool, do_normalize: bool = False) -> melos.MERTConfig:
+    """The real conv kernels and strides, tiny widths."""
+    return dataclasses.replace(PRESETS["mert-tiny"], do_stable_layer_norm=pre_norm, do_normalize=do_normalize)
+
+
+def random_model(config: melos.MERTConfig, seed: int = 0) -> MERTEncoder:
+    torch.manual_seed(seed)
+    model = MERTEncoder(config).eval()
+    with torch.no_grad():  # non-trivial norms and biases, so a misplaced LayerNorm shows up
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+def reference_states(directory, audio, normalize: bool) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """transformers' HubertModel on the same checkpoint, eager attention, official preprocessing."""
+    ref = HubertModel.from_pretrained(directory, attn_implementation="eager").eval()
+    if normalize:
+        fe = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=24000, do_normalize=True)
+        audio = fe(list(audio.numpy()), sampling_rate=24000, return_tensors="pt").input_values
+    with torch.no_grad():
+        out = ref(audio, output_hidden_states=True)
+    return list(out.hidden_states), out.last_hidden_state
+
+
+@pytest.mark.parametrize("pre_norm", [False, True], ids=["post-LN", "pre-LN"])
+@pytest.mark.parametrize("n_samples", [400, 24000, 24000 + 123, 2 * 24000 + 319])
+def test_matches_transformers_hubert(tmp_path, pre_norm, n_samples):
+    model = random_model(tiny_config(pre_norm, do_normalize=True))
+    model.save_pretrained(tmp_path / "ckpt")
+    audio = 0.3 * torch.randn(2, n_samples) + 0.05
+    with torch.no_grad():
+        out = model(audio)
+    states, last = reference_states(tmp_path / "ckpt", audio, normalize=True)
+    assert len(out.hidden_states) == len(states) == model.config.num_hidden_layers + 1
+    # transformers 5 reports the pre-LN model's last state before the final LayerNorm; the official
+    # MERT indexing (and transformers' last_hidden_state) is after it.
+    states[-1] = last
+    for i, (mine, theirs) in enumerate(zip(out.hidden_states, states)):
+        assert mine.shape == theirs.shape == (2, model.n_frames(n_samples), 64), i
+        assert (mine - theirs).abs().max().item() <= 1e-4, f"hidden state {i}"
+    assert torch.equal(out.last_hidden_state, out.hidden_states[-1])
+
+
+def test_frame_count_and_rates():
+    model = random_model(tiny_config(False))
+    assert model.sample_rate == 24000 and model.frame_rate == 75
+    assert model.feature_extractor.receptive_field == 400
+    assert model.n_frames(5 * 24000) == 374
+    for n in [400, 719, 720, 1000, 5 * 24000 + 7]:
+        with torch.no_grad():
+            t = model(torch.randn(1, n)).last_hidden_state.shape[1]
+        assert t == (n - 400) // 320 + 1 == model.n_frames(n)
+    with pytest.raises(ValueError, match="receptive field"):
+        model(torch.randn(1, 399))
+
+
+def test_normalisation_is_per_clip():
+    model = random_model(tiny_config(False, do_normalize=True))
+    a, b = torch.randn(1, 8000), 5 * torch.randn(1, 8000) + 2
+    with torch.no_grad():
+        batch = model(torch.cat([a, b])).last_hidden_state
+        alone = model(a).last_hidden_state
+        scaled = model(3 * a + 1).last_hidden_state  # invariant to gain and DC offset
+    assert torch.allclose(batch[:1], alone, atol=1e-5)
+    assert torch.allclose(scaled, alone, atol=1e-4)
+
+
+@pytest.mark.parametrize("pytorch_bin", [False, True])
+def test_save_load_round_trip_is_exact(tmp_path, pytorch_bin):
+    model = random_model(tiny_config(True, do_normalize=True))
+    model.save_pretrained(tmp_path / "m", pytorch_bin=pytorch_bin)
+    if pytorch_bin:
+        (tmp_path / "m" / "model.safetensors").unlink()  # force the .bin path
+    loaded = load_encoder(tmp_path / "m")
+    a, b = model.state_dict(), loaded.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert loaded.config == model.config
+    audio = torch.randn(1, 12000)
+    with torch.no_grad():
+        assert torch.equal(model(audio).last_hidden_state, loaded(audio).last_hidden_state)
+
+
+def test_saved_layout_is_official(tmp_path):
+    model = random_model(tiny_config(False))
+    model.save_pretrained(tmp_path / "m")
+    keys = set(load_file(tmp_path / "m" / "model.safetensors"))
+    assert "encoder.pos_conv_embed.conv.weight_g" in keys and "encoder.pos_conv_embed.conv.weight_v" in keys
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert HubertConfig(**config).hidden_size == 64
+    pre = json.loads((tmp_path / "m" / "preprocessor_config.json").read_text())
+    assert pre["sampling_rate"] == 24000 and pre["do_normalize"] is False
+
+
+def write_official_mert(directory, model: MERTEncoder) -> None:
+    """A directory laid out like m-a-p/MERT-v1-95M: custom code, auto_map, .bin weights only."""
+    model.save_pretrained(directory, pytorch_bin=True)
+    (directory / "model.safetensors").unlink()
+    config = json.loads((directory / "config.json").read_text())
+    config.update(model_type="mert_model", architectures=["MERTModel"], attention_relax=-1.0, deepnorm=False,
+                  auto_map={"AutoConfig": "configuration_MERT.MERTConfig", "AutoModel": "modeling_MERT.MERTModel"})
+    (directory / "config.json").write_text(json.dumps(config))
+    (directory / "configuration_MERT.py").write_text("# configuration code\n")
+    (directory / "modeling_MERT.py").write_text("# modeling code\n")
+
+
+def test_official_layout_keeps_identity_and_code(tmp_path):
+    model = random_model(tiny_config(False, do_normalize=True))
+    write_official_mert(tmp_path / "official", model)
+    loaded = load_encoder(tmp_path / "official")
+    loaded.save_pretrained(tmp_path / "again")
+    config = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert config["model_type"] == "mert_model"
+    assert config["auto_map"]["AutoModel"] == "modeling_MERT.MERTModel"
+    assert (tmp_path / "again" / "modeling_MERT.py").read_text() == "# modeling code\n"
+    again = load_encoder(tmp_path / "again")
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_parametrization_key_spelling_is_accepted(tmp_path):
+    model = random_model(tiny_config(False))
+    model.save_pretrained(tmp_path / "m")
+    file = tmp_path / "m" / "model.safetensors"
+    state = load_file(file)
+    state["encoder.pos_conv_embed.conv.parametrizations.weight.original0"] = state.pop("encoder.pos_conv_embed.conv.weight_g")
+    state["encoder.pos_conv_embed.conv.parametrizations.weight.original1"] = state.pop("encoder.pos_conv_embed.conv.weight_v")
+    save_file(state, file)
+    assert torch.equal(load_encoder(tmp_path / "m").encoder.pos_conv_embed.conv.weight_g,
+                       model.encoder.pos_conv_embed.conv.weight_g)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda s: s.pop("encoder.layers.1.feed_forward.output_dense.bias"),
+     "missing tensors: encoder.layers.1.feed_forward.output_dense.bias"),
+    (lambda s: s.__setitem__("decoder.extra", torch.zeros(3)), "unexpected tensors: decoder.extra"),
+    (lambda s: s.__setitem__("feature_projection.projection.weight", torch.zeros(64, 31)),
+     r"mis-shaped tensors: feature_projection.projection.weight: checkpoint \(64, 31\) vs model \(64, 32\)"),
+])
+def test_mismatched_checkpoint_names_the_tensor(tmp_path, damage, message):
+    random_model(tiny_config(False)).save_pretrained(tmp_path / "m")
+    file = tmp_path / "m" / "model.safetensors"
+    state = load_file(file)
+    damage(state)
+    save_file(state, file)
+    with pytest.raises(CheckpointError, match=message) as err:
+        load_encoder(tmp_path / "m")
+    assert "model.safetensors" in str(err.value)
+
+
+def test_pickled_code_is_refused(tmp_path):
+    random_model(tiny_config(False)).save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").unlink()
+    torch.save({"weights": argparse.Namespace(payload=1)}, tmp_path / "m" / "pytorch_model.bin")  # not a tensor type
+    with pytest.raises(CheckpointError, match="pytorch_model.bin: cannot read PyTorch weights safely"):
+        load_encoder(tmp_path / "m")
+
+
+def test_missing_sources_explain_themselves(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        load_encoder("m-a-p/MERT-v1-95M")
+    with pytest.raises(FileNotFoundError, match="not a preset"):
+        load_encoder(str(tmp_path / "nowhere"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="config.json: missing"):
+        load_encoder(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("preset, n_params, n_layers, pre_norm", [
+    ("mert-v1-95m", 94_371_712, 12, False),
+    ("mert-v1-330m", 315_428_992, 24, True),
+])
+def test_full_size_presets(preset, n_params, n_layers, pre_norm):
+    config = PRESETS[preset]
+    with torch.device("meta"):
+        model = MERTEncoder(config)
+        reference = HubertModel(HubertConfig(**{k: v for k, v in config.to_hf().items()
+                                                if k not in ("model_type", "architectures")}))
+    assert sum(p.numel() for p in model.parameters()) == n_params
+    assert model.n_hidden_states == n_layers + 1 and model.config.do_stable_layer_norm == pre_norm
+    from melos.models.hf_layout import normalize_keys
+    assert set(model.state_dict()) == set(normalize_keys(reference.state_dict()))
