@@ -11,6 +11,7 @@ from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
 import melos
 from melos.models import PRESETS, CheckpointError, MERTEncoder, load_encoder
+from melos.models.mert import normalize_clips
 
 
 def tiny_config(pre_norm: bool, do_normalize: bool = False) -> melos.MERTConfig:
@@ -71,15 +72,27 @@ def test_frame_count_and_rates():
         model(torch.randn(1, 399))
 
 
-def test_normalisation_is_per_clip():
-    model = random_model(tiny_config(False, do_normalize=True))
-    a, b = torch.randn(1, 8000), 5 * torch.randn(1, 8000) + 2
+def test_normalize_clips_matches_the_official_processor():
+    audio = torch.randn(3, 1000, dtype=torch.float64) * torch.tensor([[0.01], [1.0], [7.0]]) + 0.3
+    fe = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=24000, do_normalize=True)
+    expected = fe(list(audio.numpy()), sampling_rate=24000, return_tensors="np").input_values
+    assert torch.allclose(normalize_clips(audio).float(), torch.from_numpy(expected), atol=1e-6, rtol=0)
+
+
+def test_encoder_applies_normalisation_per_clip():
+    config = tiny_config(False, do_normalize=True)
+    model = random_model(config)
+    raw = random_model(dataclasses.replace(config, do_normalize=False))
+    # A quiet clip: without normalisation the first GroupNorm's eps dominates and outputs differ.
+    a, b = 1e-4 * torch.randn(1, 8000), 5 * torch.randn(1, 8000) + 2
     with torch.no_grad():
         batch = model(torch.cat([a, b])).last_hidden_state
         alone = model(a).last_hidden_state
-        scaled = model(3 * a + 1).last_hidden_state  # invariant to gain and DC offset
+        manual = raw(normalize_clips(a)).last_hidden_state
+        unnormalised = raw(a).last_hidden_state
     assert torch.allclose(batch[:1], alone, atol=1e-5)
-    assert torch.allclose(scaled, alone, atol=1e-4)
+    assert torch.equal(alone, manual)
+    assert (alone - unnormalised).abs().max() > 0.1
 
 
 @pytest.mark.parametrize("pytorch_bin", [False, True])
