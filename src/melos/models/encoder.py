@@ -35,6 +35,7 @@ class Encoder(nn.Module, ABC):
     frame_rate: float
     hidden_size: int
     n_hidden_states: int
+    receptive_field: int  # samples seen by one output frame
 
     @abstractmethod
     def forward(self, audio: torch.Tensor) -> EncoderOutput:

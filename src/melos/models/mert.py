@@ -117,6 +117,7 @@ class MERTEncoder(Encoder):
         self.frame_rate = c.sample_rate / math.prod(c.conv_stride)
         self.hidden_size = c.hidden_size
         self.n_hidden_states = c.num_hidden_layers + 1
+        self.receptive_field = self.feature_extractor.receptive_field
         # Custom-code files (MERT's modeling_MERT.py, ...) of the source checkpoint, saved alongside.
         self.code_files: dict[str, str] = {}
         self.apply(_init_weights)
@@ -130,9 +131,9 @@ class MERTEncoder(Encoder):
         """Args: audio, float tensor of shape [B, N] (or [N]) at 24 kHz, equal-length clips."""
         if audio.dim() == 1:
             audio = audio[None]
-        if audio.shape[-1] < self.feature_extractor.receptive_field:
+        if audio.shape[-1] < self.receptive_field:
             raise ValueError(f"audio of {audio.shape[-1]} samples is shorter than the encoder's receptive "
-                             f"field ({self.feature_extractor.receptive_field} samples)")
+                             f"field ({self.receptive_field} samples)")
         if self.config.do_normalize:
             audio = normalize_clips(audio)
         features = self.feature_extractor(audio).transpose(1, 2)  # (B, T, C)

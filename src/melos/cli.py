@@ -1,0 +1,98 @@
+"""The `melos` command line: one entry point, a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+EMBED_HELP = """\
+Embed audio files with a music encoder: every hidden state, mean-pooled per window.
+
+For each input file, OUT gets <relative path>.safetensors holding `embeddings`
+[n_layers, n_windows, H] (or frames [n_layers, T, H] with --pool none) and `window_starts`,
+plus one row in OUT/index.jsonl (path, duration, n_windows, output, status). A bad file is
+reported with its reason and the run goes on; the exit status is 1 if any file failed.
+
+examples:
+  melos embed --model mert-v1-95m --input music/ --out emb/
+  melos embed --model ~/ckpt/MERT-v1-330M --input files.jsonl --out emb/ --layers 0,6,12
+  melos embed --model m-a-p/MERT-v1-95M --input music/ --out emb/ --skip-existing   # resume
+"""
+
+QUICKSTART_HELP = """\
+Run the built-in quickstart on this machine, no downloads: generate a few seconds of test
+audio, build a tiny MERT encoder, save and reload it in the official checkpoint layout, embed
+the audio with it, and print what happened.
+"""
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="melos",
+        description="melos: pre-train, adapt, merge, evaluate and serve music audio encoders.",
+        epilog="Run `melos COMMAND --help` for the options of a command.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"melos {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = commands.add_parser("quickstart", help="run the built-in end-to-end demo (CPU, no downloads)",
+                            description=QUICKSTART_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/quickstart", help="folder for the demo's audio, model and embeddings")
+
+    p = commands.add_parser("embed", help="embed audio files (a file, a folder or a JSONL manifest)",
+                            description=EMBED_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True,
+                   help="preset name (e.g. mert-v1-95m, random weights), local checkpoint directory in the "
+                        "official Hugging Face layout, or a hub id already in the local HF cache")
+    p.add_argument("--input", required=True, help="audio file, folder (searched recursively) or JSONL manifest "
+                                                  "with a 'path' per line")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--layers", default="all", help="'all' or hidden-state indices, e.g. 0,5,7 (0 = encoder input)")
+    p.add_argument("--window", type=float, default=30.0, help="window length in seconds (default 30)")
+    p.add_argument("--hop", type=float, default=None, help="hop between windows in seconds (default: window)")
+    p.add_argument("--pool", choices=("mean", "none"), default="mean",
+                   help="mean over time per window (default), or none to keep every frame")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="compute precision; bfloat16 runs the encoder under autocast")
+    p.add_argument("--batch-size", type=int, default=4, help="windows per encoder call (default 4)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="keep files an earlier run finished (resume an interrupted run); retry failed ones")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    return parser
+
+
+def run(command: str, **kwargs) -> int:
+    """Run one subcommand with parsed arguments; returns the exit status."""
+    if command == "embed":
+        from .embedding import embed
+
+        summary = embed(kwargs.pop("model"), kwargs.pop("input"), kwargs.pop("out"), **kwargs)
+        speed = summary.audio_seconds / max(summary.wall_seconds, 1e-9)
+        print(f"embedded {summary.n_done} files ({summary.audio_seconds / 3600:.2f} h of audio, {speed:.1f}x "
+              f"real time), skipped {summary.n_skipped} done earlier, {len(summary.failed)} failed "
+              f"-> {summary.out_dir}")
+        for path, reason in summary.failed.items():
+            print(f"  failed: {reason}" if path in reason else f"  failed: {path}: {reason}", file=sys.stderr)
+        return 0 if summary.ok else 1
+    if command == "quickstart":
+        from .quickstart import quickstart
+
+        quickstart(**kwargs)
+        return 0
+    raise ValueError(f"unknown command {command!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = vars(get_parser().parse_args(argv))
+    try:
+        return run(**args)
+    except (FileNotFoundError, ValueError) as err:  # user errors: one clear line, no traceback
+        print(f"melos: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

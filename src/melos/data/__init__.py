@@ -1,0 +1,1 @@
+"""Datasets and inputs: listing audio files from folders and manifests."""

@@ -1,0 +1,294 @@
+"""`melos.embed`: embed a collection of audio files with any melos encoder.
+
+    decoder thread                     main thread
+    file -> windows (decode, resample) ─queue─> buckets of equal-length windows
+                                                -> encoder batch -> pool -> per-file results
+                                                -> safetensors file + index row when complete
+
+Decoding runs ahead of the model in a background thread (libsndfile and soxr release the GIL),
+windows of equal length from different files share a batch, and each file's output is written
+atomically the moment its last window is done, so an interrupted run loses at most the files
+in flight and `skip_existing` resumes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..audio import AudioError, info, iter_windows, window_starts
+from ..data.sources import AudioSource, list_sources
+from ..models import Encoder, load_encoder
+from .store import SUFFIX, Embeddings, Index, IndexRow
+
+
+@dataclass
+class EmbedSummary:
+    """What a run did. `failed` maps each bad file to the reason."""
+
+    out_dir: Path
+    n_done: int = 0
+    n_skipped: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass
+class _Window:
+    file: int
+    index: int
+    audio: torch.Tensor  # (N,)
+
+
+@dataclass
+class _Pending:
+    """A file whose windows are being embedded."""
+
+    file: int
+    duration: float
+    starts: list[float]
+    results: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+# A last window shorter than this is dropped (unless it is the file's only window): a few frames
+# of tail would otherwise weigh as much as a full window in window-averaged predictions.
+MIN_TAIL_SECONDS = 1.0
+
+
+def file_windows(duration: float, window: float, hop: float) -> list[float]:
+    """Window start times for a file: `window_starts`, minus a last window under MIN_TAIL_SECONDS."""
+    starts = window_starts(duration, window, hop)
+    if len(starts) > 1 and duration - starts[-1] < MIN_TAIL_SECONDS:
+        starts.pop()
+    return starts
+
+
+def parse_layers(layers: str | Sequence[int], n_hidden_states: int) -> list[int]:
+    """"all" or a comma list such as "0,5,7" -> hidden-state indices (negative ones count from the end)."""
+    if isinstance(layers, str):
+        if layers == "all":
+            return list(range(n_hidden_states))
+        try:
+            layers = [int(x) for x in layers.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(f"--layers expects 'all' or a comma list of integers, got {layers!r}") from None
+    out = [i + n_hidden_states if i < 0 else i for i in layers]
+    bad = [i for i in out if not 0 <= i < n_hidden_states]
+    if bad or not out:
+        raise ValueError(f"layers {list(layers)} out of range: this model has hidden states 0..{n_hidden_states - 1}")
+    return out
+
+
+def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_dir: str | Path, *,
+          layers: str | Sequence[int] = "all", window: float = 30.0, hop: float | None = None,
+          pool: str = "mean", device: str = "cpu", dtype: str = "float32", batch_size: int = 4,
+          skip_existing: bool = False, progress: bool = True) -> EmbedSummary:
+    """Embed every audio file of `input` into `out_dir` (see the module docstring).
+
+    Args:
+        model: an encoder, or anything `melos.load_encoder` accepts.
+        input: a file, a folder (recursive), a JSONL manifest with a `path` per line, or sources.
+        out_dir: gets `<name>.safetensors` per file and `index.jsonl`.
+        layers: "all" or hidden-state indices to keep.
+        window, hop: window length and hop in seconds (hop defaults to window).
+        pool: "mean" (over time, per window -> [n_layers, n_windows, H]) or "none" (frames).
+        device, dtype: where the encoder runs; "bfloat16" uses autocast.
+        batch_size: windows per encoder call.
+        skip_existing: keep files that an earlier run finished; retry failed ones.
+
+    Returns an EmbedSummary; bad files are listed there and in the index, never fatal.
+    """
+    if pool not in ("mean", "none"):
+        raise ValueError(f"pool must be 'mean' or 'none', got {pool!r}")
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+    hop = window if hop is None else hop
+    if window <= 0 or hop <= 0 or batch_size < 1:
+        raise ValueError("window and hop must be positive and batch_size at least 1")
+    encoder = (load_encoder(model) if isinstance(model, (str, Path)) else model).to(device).eval()
+    layer_ids = parse_layers(layers, encoder.n_hidden_states)
+    sources = list(input) if isinstance(input, (list, tuple)) else list_sources(input)
+    _check_unique(sources)
+    out_dir = Path(out_dir)
+    index = Index(out_dir, resume=skip_existing)
+    summary = EmbedSummary(out_dir)
+    todo = []
+    for source in sources:
+        if skip_existing and index.done(str(source.path), out_dir):
+            summary.n_skipped += 1
+        else:
+            todo.append(source)
+    runner = _Runner(encoder, layer_ids, window, hop, pool, device, dtype, batch_size, out_dir, index, summary,
+                     str(model) if isinstance(model, (str, Path)) else type(encoder).__name__)
+    try:
+        runner.run(todo, progress)
+    finally:
+        index.close()
+    return summary
+
+
+def _check_unique(sources: Sequence[AudioSource]) -> None:
+    seen: dict[str, Path] = {}
+    for s in sources:
+        if s.name in seen and seen[s.name] != s.path:
+            raise ValueError(f"{s.path} and {seen[s.name]} would both be written to {s.name}{SUFFIX}")
+        seen[s.name] = s.path
+
+
+class _Runner:
+    """Holds the state of one `embed` call."""
+
+    def __init__(self, encoder: Encoder, layer_ids: list[int], window: float, hop: float, pool: str, device: str,
+                 dtype: str, batch_size: int, out_dir: Path, index: Index, summary: EmbedSummary, model_name: str):
+        self.encoder, self.layer_ids, self.window, self.hop, self.pool = encoder, layer_ids, window, hop, pool
+        self.device, self.batch_size, self.out_dir, self.index, self.summary = device, batch_size, out_dir, index, summary
+        self.autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+        self.metadata = {"model": model_name, "sample_rate": str(encoder.sample_rate),
+                         "frame_rate": str(encoder.frame_rate), "window": str(window), "hop": str(hop), "pool": pool}
+        self.pending: dict[int, _Pending] = {}
+        self.buckets: dict[int, list[_Window]] = defaultdict(list)
+        self.bucket_age: dict[int, int] = {}
+        self.n_calls = 0
+
+    def run(self, sources: list[AudioSource], progress: bool) -> None:
+        self.sources = sources
+        start = time.perf_counter()
+        items: queue.Queue = queue.Queue(maxsize=4 * self.batch_size)
+        stop = threading.Event()
+        thread = threading.Thread(target=self._decode, args=(sources, items, stop), daemon=True)
+        thread.start()
+        bar = tqdm(total=len(sources), unit="file", disable=not progress, desc="embed", dynamic_ncols=True)
+        self.bar = bar
+        try:
+            while (item := items.get()) is not None:
+                if isinstance(item, _Pending):
+                    self.pending[item.file] = item
+                elif isinstance(item, tuple):  # (file id, AudioError)
+                    self._fail(item[0], item[1])
+                else:
+                    self._add(item)
+            for length in list(self.buckets):
+                self._flush(length)
+        finally:
+            stop.set()
+            with contextlib.suppress(queue.Empty):
+                while True:  # unblock the decoder if it waits on a full queue
+                    items.get_nowait()
+            thread.join()
+            self.summary.wall_seconds = time.perf_counter() - start
+            bar.close()
+
+    # decoding (background thread)
+    def _decode(self, sources: list[AudioSource], items: queue.Queue, stop: threading.Event) -> None:
+        try:
+            for i, source in enumerate(sources):
+                if stop.is_set():
+                    return
+                try:
+                    duration = info(source.path).duration
+                    starts = file_windows(duration, self.window, self.hop)
+                    items.put(_Pending(i, duration, starts))
+                    for w in iter_windows(source.path, self.encoder.sample_rate, self.window, self.hop):
+                        if stop.is_set():
+                            return
+                        if w.index < len(starts):
+                            items.put(_Window(i, w.index, w.audio))
+                except AudioError as err:
+                    items.put((i, err))
+        finally:
+            items.put(None)
+
+    # batching and the model (main thread)
+    def _add(self, w: _Window) -> None:
+        n = w.audio.shape[-1]
+        bucket = self.buckets[n]
+        if not bucket:
+            self.bucket_age[n] = self.n_calls
+        bucket.append(w)
+        if len(bucket) >= self.batch_size:
+            self._flush(n)
+        # A partial bucket (a short last window) waits at most two model calls, so finished
+        # files are written promptly and memory stays bounded.
+        for length in [k for k, age in self.bucket_age.items() if self.n_calls - age >= 2 and self.buckets[k]]:
+            self._flush(length)
+
+    def _flush(self, length: int) -> None:
+        batch = self.buckets.pop(length, [])
+        self.bucket_age.pop(length, None)
+        if not batch:
+            return
+        batch = [w for w in batch if w.file in self.pending]  # files that failed meanwhile
+        if not batch:
+            return
+        try:
+            pooled = self._forward(torch.stack([w.audio for w in batch]))
+        except ValueError as err:  # e.g. a window shorter than the receptive field
+            for w in batch:
+                self._fail(w.file, err)
+            return
+        self.n_calls += 1
+        for w, result in zip(batch, pooled):
+            pending = self.pending.get(w.file)
+            if pending is None:
+                continue
+            pending.results[w.index] = result
+            if len(pending.results) == len(pending.starts):
+                self._finish(w.file)
+
+    @torch.inference_mode()
+    def _forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """[B, N] -> [B, n_layers, H] (pool "mean") or [B, n_layers, T, H] (pool "none"), float32 on CPU."""
+        with self.autocast:
+            states = self.encoder(audio.to(self.device)).hidden_states
+        x = torch.stack([states[i] for i in self.layer_ids], dim=1)  # (B, n_layers, T, H)
+        if self.pool == "mean":
+            x = x.mean(dim=2)
+        return x.float().cpu()
+
+    def _finish(self, file: int) -> None:
+        p = self.pending.pop(file)
+        results = [p.results[i] for i in range(len(p.starts))]
+        if self.pool == "mean":
+            embeddings = torch.stack(results, dim=1)  # (n_layers, n_windows, H)
+            frames = torch.full((len(results),), -1, dtype=torch.int64)
+        else:
+            embeddings = torch.cat(results, dim=1)  # (n_layers, sum T, H)
+            frames = torch.tensor([r.shape[1] for r in results], dtype=torch.int64)
+        source = self.sources[file]
+        output = source.name + SUFFIX
+        Embeddings(embeddings, torch.tensor(p.starts, dtype=torch.float64), frames,
+                   torch.tensor(self.layer_ids, dtype=torch.int64),
+                   {**self.metadata, "source": str(source.path), "duration": str(p.duration)}
+                   ).save(self.out_dir / output)
+        self.index.add(IndexRow(str(source.path), "ok", output, p.duration, len(p.starts)))
+        self.summary.n_done += 1
+        self.summary.audio_seconds += p.duration
+        self._advance()
+
+    def _fail(self, file: int, err: Exception) -> None:
+        self.pending.pop(file, None)
+        path = str(self.sources[file].path)
+        self.index.add(IndexRow(path, "error", error=str(err)))
+        self.summary.failed[path] = str(err)
+        self._advance()
+
+    def _advance(self) -> None:
+        s = self.summary
+        self.bar.update(1)
+        elapsed = self.bar.format_dict["elapsed"] or 1e-9
+        self.bar.set_postfix(audio_h=f"{s.audio_seconds / 3600:.2f}", speed=f"{s.audio_seconds / elapsed:.1f}x realtime",
+                             failed=len(s.failed), refresh=False)
