@@ -113,7 +113,8 @@ def load(
     _check_span(path, offset, duration)
     with _open(path) as f:
         start, frames = _frame_span(f, path, offset, duration)
-        _seek(f, path, start)
+        if start > 0:
+            _seek(f, path, start)
         audio = _downmix(_read(f, path, frames), mono)
         native_rate = f.samplerate
     return _to_tensor(_resample(audio, native_rate, sample_rate))
@@ -142,7 +143,8 @@ def _read(f: sf.SoundFile, path: str | os.PathLike, frames: int) -> np.ndarray:
     try:
         audio = f.read(frames, dtype="float32", always_2d=True)
     except _DECODER_ERRORS as exc:
-        raise AudioError(path, f"decoding failed, file is truncated or corrupt ({_cause(exc)})") from exc
+        reason = f"decoding failed, file is truncated or corrupt ({_cause(exc)})"
+        raise AudioError(path, reason) from exc
     if len(audio) < frames:
         raise AudioError(path, f"file is truncated: decoded {len(audio)} of {frames} frames")
     if not np.isfinite(audio).all():
@@ -151,16 +153,18 @@ def _read(f: sf.SoundFile, path: str | os.PathLike, frames: int) -> np.ndarray:
 
 
 def _seek(f: sf.SoundFile, path: str | os.PathLike, frame: int) -> None:
+    """Move the decoder to `frame`; a failing seek means the stream is damaged."""
     try:
         f.seek(frame)
     except _DECODER_ERRORS as exc:
-        raise AudioError(path, f"cannot seek to frame {frame} ({_cause(exc)})") from exc
+        reason = f"cannot seek to frame {frame}, file is truncated or corrupt ({_cause(exc)})"
+        raise AudioError(path, reason) from exc
 
 
 def _cause(exc: BaseException) -> str:
     """The libsndfile message of an exception, without soundfile's "Error opening ..." prefix."""
     text = getattr(exc, "error_string", "") or str(exc) or type(exc).__name__
-    return text.strip().rstrip(".")
+    return text.strip().removeprefix("Error : ").rstrip(".")
 
 
 def _check_rate(sample_rate: int) -> None:
@@ -181,7 +185,8 @@ def _frame_span(
     """First frame and frame count of [offset, offset + duration), clipped to the file."""
     start = round(offset * f.samplerate)
     if start >= f.frames:
-        raise AudioError(path, f"offset {offset} s is beyond the end ({f.frames / f.samplerate:.3f} s)")
+        length = f.frames / f.samplerate
+        raise AudioError(path, f"offset {offset} s is beyond the end ({length:.3f} s)")
     remaining = f.frames - start
     if duration is None:
         return start, remaining

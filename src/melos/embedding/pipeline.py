@@ -55,6 +55,14 @@ class _Window:
 
 
 @dataclass
+class _FileEnd:
+    """The decoder yielded all `n_windows` windows of a file."""
+
+    file: int
+    n_windows: int
+
+
+@dataclass
 class _Pending:
     """A file whose windows are being embedded."""
 
@@ -62,6 +70,11 @@ class _Pending:
     duration: float
     starts: list[float]
     results: dict[int, torch.Tensor] = field(default_factory=dict)
+    ended: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.ended and len(self.results) == len(self.starts)
 
 
 # A last window shorter than this is dropped (unless it is the file's only window): a few frames
@@ -177,6 +190,8 @@ class _Runner:
             while (item := items.get()) is not None:
                 if isinstance(item, _Pending):
                     self.pending[item.file] = item
+                elif isinstance(item, _FileEnd):
+                    self._file_end(item)
                 elif isinstance(item, tuple):  # (file id, AudioError)
                     self._fail(item[0], item[1])
                 else:
@@ -202,11 +217,14 @@ class _Runner:
                     duration = info(source.path).duration
                     starts = file_windows(duration, self.window, self.hop)
                     items.put(_Pending(i, duration, starts))
+                    n_windows = 0
                     for w in iter_windows(source.path, self.encoder.sample_rate, self.window, self.hop):
                         if stop.is_set():
                             return
                         if w.index < len(starts):
                             items.put(_Window(i, w.index, w.audio))
+                            n_windows += 1
+                    items.put(_FileEnd(i, n_windows))
                 except AudioError as err:
                     items.put((i, err))
         finally:
@@ -246,8 +264,21 @@ class _Runner:
             if pending is None:
                 continue
             pending.results[w.index] = result
-            if len(pending.results) == len(pending.starts):
+            if pending.complete:
                 self._finish(w.file)
+
+    def _file_end(self, end: _FileEnd) -> None:
+        """The header's duration can promise a sliver more than decodes: trust the decoder."""
+        pending = self.pending.get(end.file)
+        if pending is None:
+            return
+        if end.n_windows == 0:
+            self._fail(end.file, AudioError(self.sources[end.file].path, "no complete window could be decoded"))
+            return
+        del pending.starts[end.n_windows:]
+        pending.ended = True
+        if pending.complete:
+            self._finish(end.file)
 
     @torch.inference_mode()
     def _forward(self, audio: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,15 @@
+"""Audio input: decode any libsndfile format to float tensors, resample, and cut into windows."""
+
+from .io import AUDIO_EXTENSIONS, AudioError, AudioInfo, info, load
+from .windows import AudioWindow, iter_windows, window_starts
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "AudioError",
+    "AudioInfo",
+    "AudioWindow",
+    "info",
+    "iter_windows",
+    "load",
+    "window_starts",
+]

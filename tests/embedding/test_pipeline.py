@@ -1,0 +1,171 @@
+"""melos embed: outputs equal an independent per-window computation; bad files; resume; CLI."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from melos.audio import load
+from melos.cli import main
+from melos.embedding import Embeddings, embed, read_index
+from melos.embedding.pipeline import file_windows, parse_layers
+from melos.models import load_encoder
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    torch.manual_seed(0)
+    return load_encoder("mert-tiny")
+
+
+@pytest.fixture
+def music(tmp_path):
+    """A folder with good files of several rates, channels and formats, and two bad ones."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "music"
+    (folder / "sub").mkdir(parents=True)
+    sf.write(folder / "a.wav", 0.3 * rng.standard_normal(int(2.5 * 24000)).astype(np.float32), 24000)
+    sf.write(folder / "sub" / "b.flac", 0.3 * rng.standard_normal((int(1.7 * 44100), 2)), 44100)
+    sf.write(folder / "c.ogg", 0.3 * rng.standard_normal(int(3.2 * 22050)), 22050)
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "notes.mp3").write_text("not audio at all")
+    (folder / "readme.txt").write_text("ignored: not an audio extension")
+    return folder
+
+
+def reference(encoder, path, window, hop, layers):
+    """Per window, one at a time, from the whole decoded file: what a user would write by hand."""
+    audio = load(path, 24000)
+    duration = sf.info(path).duration
+    out = []
+    for start in file_windows(duration, window, hop):
+        clip = audio[round(start * 24000): round(start * 24000) + round(window * 24000)]
+        with torch.no_grad():
+            states = encoder(clip[None]).hidden_states
+        out.append(torch.stack([states[i][0].mean(0) for i in layers]))
+    return torch.stack(out, dim=1)  # (n_layers, n_windows, H)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_embeddings_match_per_window_reference(tmp_path, music, encoder, batch_size):
+    summary = embed(encoder, music, tmp_path / "out", window=1.0, hop=0.75, batch_size=batch_size,
+                    layers="0,-1", progress=False)
+    assert summary.n_done == 3 and len(summary.failed) == 2 and not summary.ok
+    for name in ["a.wav", "sub/b.flac", "c.ogg"]:
+        got = Embeddings.load(tmp_path / "out" / f"{name}.safetensors")
+        want = reference(encoder, music / name, 1.0, 0.75, [0, 2])
+        assert got.embeddings.shape == want.shape
+        assert torch.allclose(got.embeddings, want, atol=2e-5), name
+        assert got.layers.tolist() == [0, 2]
+        assert got.window_starts.tolist() == pytest.approx(file_windows(sf.info(music / name).duration, 1.0, 0.75))
+        assert got.metadata["source"] == str(music / name)
+
+
+def test_bad_files_are_reported_and_the_rest_is_written(tmp_path, music, encoder):
+    summary = embed(encoder, music, tmp_path / "out", window=1.0, progress=False)
+    rows = read_index(tmp_path / "out" / "index.jsonl")
+    assert {r.status for r in rows.values()} == {"ok", "error"}
+    assert rows[str(music / "empty.wav")].status == "error" and "empty" in rows[str(music / "empty.wav")].error
+    assert "notes.mp3" in summary.failed[str(music / "notes.mp3")]
+    assert rows[str(music / "a.wav")].n_windows == 2 and rows[str(music / "a.wav")].duration == pytest.approx(2.5)
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*.safetensors")) == ["a.wav.safetensors",
+                                                                                  "b.flac.safetensors",
+                                                                                  "c.ogg.safetensors"]
+
+
+def test_frame_level_output(tmp_path, music, encoder):
+    embed(encoder, music / "a.wav", tmp_path / "out", window=2.0, hop=1.0, pool="none", layers="1", progress=False)
+    got = Embeddings.load(tmp_path / "out" / "a.wav.safetensors")
+    frames = [encoder.n_frames(48000), encoder.n_frames(36000)]  # 2.5 s: [0, 2] and [1, 2.5]
+    assert got.window_frames.tolist() == frames
+    assert got.embeddings.shape == (1, sum(frames), 64)
+    audio = load(music / "a.wav", 24000)
+    with torch.no_grad():
+        last = encoder(audio[None, 24000:]).hidden_states[1][0]
+    assert torch.allclose(got.embeddings[0, -frames[-1]:], last, atol=2e-5)
+
+
+class Interrupt(Exception):
+    pass
+
+
+class FlakyEncoder(torch.nn.Module):
+    """Wraps an encoder and raises after `n_ok` calls: a run killed halfway."""
+
+    def __init__(self, encoder, n_ok):
+        super().__init__()
+        self.inner, self.n_ok = encoder, n_ok
+        for name in ("sample_rate", "frame_rate", "hidden_size", "n_hidden_states", "receptive_field"):
+            setattr(self, name, getattr(encoder, name))
+
+    def forward(self, audio):
+        if self.n_ok == 0:
+            raise Interrupt
+        self.n_ok -= 1
+        return self.inner(audio)
+
+
+def test_interrupted_run_resumes_with_skip_existing(tmp_path, music, encoder):
+    out = tmp_path / "out"
+    with pytest.raises(Interrupt):
+        embed(FlakyEncoder(encoder, n_ok=3), music, out, window=1.0, batch_size=1, progress=False)
+    first = read_index(out / "index.jsonl")
+    done = [p for p, r in first.items() if r.status == "ok"]
+    assert len(done) == 1  # a.wav: 3 windows, 3 calls
+    assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
+    before = (out / "a.wav.safetensors").stat().st_mtime_ns
+    summary = embed(encoder, music, out, window=1.0, batch_size=1, skip_existing=True, progress=False)
+    assert summary.n_skipped == 1 and summary.n_done == 2
+    assert (out / "a.wav.safetensors").stat().st_mtime_ns == before
+    rows = read_index(out / "index.jsonl")
+    assert sum(r.status == "ok" for r in rows.values()) == 3
+    # a torn last line (killed mid-write) is ignored when resuming
+    with open(out / "index.jsonl", "a") as f:
+        f.write('{"path": "half')
+    assert len(read_index(out / "index.jsonl")) == 5
+
+
+def test_manifest_input_and_name_clash(tmp_path, music, encoder):
+    manifest = music / "list.jsonl"
+    manifest.write_text(json.dumps({"path": "a.wav"}) + "\n\n" + json.dumps({"path": str(music / "c.ogg")}) + "\n")
+    summary = embed(encoder, manifest, tmp_path / "out", window=1.0, progress=False)
+    assert summary.n_done == 2 and summary.ok
+    assert (tmp_path / "out" / "a.wav.safetensors").is_file()
+    manifest.write_text(json.dumps({"file": "a.wav"}) + "\n")
+    with pytest.raises(ValueError, match="list.jsonl:1: expected a JSON object with a 'path'"):
+        embed(encoder, manifest, tmp_path / "out2", progress=False)
+
+
+def test_parse_layers():
+    assert parse_layers("all", 3) == [0, 1, 2]
+    assert parse_layers("0, 2", 3) == [0, 2]
+    assert parse_layers([-1], 13) == [12]
+    with pytest.raises(ValueError, match="0..12"):
+        parse_layers("13", 13)
+    with pytest.raises(ValueError, match="comma list"):
+        parse_layers("first", 13)
+
+
+def test_short_tail_window_is_dropped():
+    assert file_windows(60.5, 30, 30) == [0.0, 30.0]  # 0.5 s tail: dropped
+    assert file_windows(61.5, 30, 30) == [0.0, 30.0, 60.0]
+    assert file_windows(0.5, 30, 30) == [0.0]  # the only window is kept
+
+
+def test_cli_embed_exit_status_and_help(tmp_path, music, encoder, capsys):
+    encoder.save_pretrained(tmp_path / "model")
+    assert main(["embed", "--model", str(tmp_path / "model"), "--input", str(music / "a.wav"), "--out",
+                 str(tmp_path / "ok"), "--window", "1", "--no-progress"]) == 0
+    assert "embedded 1 files" in capsys.readouterr().out
+    assert main(["embed", "--model", str(tmp_path / "model"), "--input", str(music), "--out",
+                 str(tmp_path / "bad"), "--window", "1", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "empty.wav" in err and "notes.mp3" in err
+    assert main(["embed", "--model", "no-such-model", "--input", str(music), "--out", str(tmp_path / "x")]) == 2
+    assert "not a preset" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["embed", "--help"])
+    assert exit_.value.code == 0 and "--skip-existing" in capsys.readouterr().out
