@@ -57,7 +57,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                    help="compute precision; bfloat16 runs the encoder under autocast")
-    p.add_argument("--batch-size", type=int, default=4, help="windows per encoder call (default 4)")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="windows per encoder call (default 1: fastest on CPU; raise it on a GPU)")
     p.add_argument("--skip-existing", action="store_true",
                    help="keep files an earlier run finished (resume an interrupted run); retry failed ones")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")

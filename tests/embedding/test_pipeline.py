@@ -169,3 +169,19 @@ def test_cli_embed_exit_status_and_help(tmp_path, music, encoder, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["embed", "--help"])
     assert exit_.value.code == 0 and "--skip-existing" in capsys.readouterr().out
+
+
+def test_unexpected_decoder_error_costs_one_file(tmp_path, music, encoder, monkeypatch):
+    from melos.embedding import pipeline
+
+    real = pipeline.iter_windows
+
+    def flaky(path, *args, **kwargs):
+        if str(path).endswith("c.ogg"):
+            raise RuntimeError("decoder exploded")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "iter_windows", flaky)
+    summary = embed(encoder, music, tmp_path / "out", window=1.0, progress=False)
+    assert "unexpected RuntimeError: decoder exploded" in summary.failed[str(music / "c.ogg")]
+    assert summary.n_done == 2

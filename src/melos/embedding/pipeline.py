@@ -108,7 +108,7 @@ def parse_layers(layers: str | Sequence[int], n_hidden_states: int) -> list[int]
 
 def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_dir: str | Path, *,
           layers: str | Sequence[int] = "all", window: float = 30.0, hop: float | None = None,
-          pool: str = "mean", device: str = "cpu", dtype: str = "float32", batch_size: int = 4,
+          pool: str = "mean", device: str = "cpu", dtype: str = "float32", batch_size: int = 1,
           skip_existing: bool = False, progress: bool = True) -> EmbedSummary:
     """Embed every audio file of `input` into `out_dir` (see the module docstring).
 
@@ -227,6 +227,8 @@ class _Runner:
                     items.put(_FileEnd(i, n_windows))
                 except AudioError as err:
                     items.put((i, err))
+                except Exception as err:  # a decoder bug must cost one file, not the run
+                    items.put((i, AudioError(source.path, f"unexpected {type(err).__name__}: {err}")))
         finally:
             items.put(None)
 
