@@ -1,0 +1,1 @@
+"""Pre-training objectives: span masking, MERT losses, in-batch noise mixture."""
