@@ -41,6 +41,17 @@ def get_parser() -> argparse.ArgumentParser:
                             description=QUICKSTART_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/quickstart", help="folder for the demo's audio, model and embeddings")
 
+    p = commands.add_parser("data", help="build and inspect training data manifests",
+                            description="Data tools. `melos data scan FOLDER --out M.jsonl` lists every audio "
+                                        "file below FOLDER with its duration (headers only, no decoding).")
+    data = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+    q = data.add_parser("scan", help="write a JSONL manifest (path, duration, source, culture) for a folder")
+    q.add_argument("folder", help="folder to scan recursively")
+    q.add_argument("--out", required=True, help="manifest to write (JSONL)")
+    q.add_argument("--source", default=None, help="source name for every row (default: the folder's name)")
+    q.add_argument("--culture", default=None, help="culture/tradition label for every row, e.g. turkish-makam")
+    q.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
     p = commands.add_parser("embed", help="embed audio files (a file, a folder or a JSONL manifest)",
                             description=EMBED_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True,
@@ -78,6 +89,17 @@ def run(command: str, **kwargs) -> int:
         for path, reason in summary.failed.items():
             print(f"  failed: {reason}" if path in reason else f"  failed: {path}: {reason}", file=sys.stderr)
         return 0 if summary.ok else 1
+    if command == "data":
+        from .data.manifest import scan_folder, write_manifest
+
+        kwargs.pop("data_command")
+        out = kwargs.pop("out")
+        result = scan_folder(**kwargs)
+        write_manifest(result.rows, out)
+        print(f"{len(result.rows)} files, {result.hours:.2f} h -> {out}; {len(result.failed)} unreadable")
+        for path, reason in result.failed.items():
+            print(f"  skipped {path}: {reason}", file=sys.stderr)
+        return 0
     if command == "quickstart":
         from .quickstart import quickstart
 

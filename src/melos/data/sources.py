@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..audio import AUDIO_EXTENSIONS
+from .manifest import read_manifest
 
 
 @dataclass(frozen=True)
@@ -40,19 +40,8 @@ def list_sources(input: str | Path) -> list[AudioSource]:
 
 
 def _read_manifest(manifest: Path) -> list[AudioSource]:
-    sources = []
-    for n, line in enumerate(manifest.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            path = Path(row["path"]).expanduser()
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{manifest}:{n}: expected a JSON object with a 'path' ({err})") from None
-        if not path.is_absolute():
-            path = manifest.parent / path
-        sources.append(AudioSource(path, _output_name(path, manifest.parent)))
-    return sources
+    return [AudioSource(Path(row.path), _output_name(Path(row.path), manifest.parent))
+            for row in read_manifest(manifest)]
 
 
 def _output_name(path: Path, root: Path) -> str:

@@ -1,0 +1,88 @@
+"""Training manifests: JSONL rows with `path`, `duration` and optional `source`/`culture`/`tags`.
+
+`scan_folder` builds one from a folder by reading file headers only (no decoding), so a
+collection of thousands of tracks is scanned in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..audio import AUDIO_EXTENSIONS, AudioError, info
+
+
+@dataclass
+class ManifestRow:
+    path: str
+    duration: float | None = None
+    source: str | None = None
+    culture: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ScanResult:
+    rows: list[ManifestRow]
+    failed: dict[str, str]
+
+    @property
+    def hours(self) -> float:
+        return sum(r.duration or 0.0 for r in self.rows) / 3600
+
+
+def scan_folder(folder: str | Path, source: str | None = None, culture: str | None = None,
+                progress: bool = True) -> ScanResult:
+    """Every audio file below `folder`, with its duration from the header.
+
+    Unreadable files are left out and listed in `failed` (path -> reason). `source` defaults
+    to the folder's name.
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    rows, failed = [], {}
+    for path in tqdm(files, desc="scan", unit="file", disable=not progress):
+        try:
+            rows.append(ManifestRow(str(path), round(info(path).duration, 3), source or folder.name, culture))
+        except AudioError as err:
+            failed[str(path)] = err.reason
+    return ScanResult(rows, failed)
+
+
+def write_manifest(rows: list[ManifestRow], path: str | Path) -> None:
+    """Atomic JSONL write (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        for row in rows:
+            f.write(json.dumps({k: v for k, v in asdict(row).items() if v not in (None, [])}) + "\n")
+    os.replace(tmp, path)
+
+
+def read_manifest(path: str | Path) -> list[ManifestRow]:
+    """Rows of a JSONL manifest. Each line needs a `path` (relative paths are resolved against
+    the manifest's folder); keys other than the ManifestRow fields (labels, split, ...) are
+    ignored here."""
+    path = Path(path)
+    names = {f.name for f in fields(ManifestRow)}
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            values = json.loads(line)
+            row = ManifestRow(**{k: v for k, v in values.items() if k in names})
+        except (json.JSONDecodeError, TypeError, AttributeError) as err:
+            raise ValueError(f"{path}:{n}: expected a JSON object with a 'path' ({err})") from None
+        row.path = str(Path(row.path).expanduser())
+        if not Path(row.path).is_absolute():
+            row.path = str(path.parent / row.path)
+        rows.append(row)
+    return rows

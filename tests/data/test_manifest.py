@@ -1,0 +1,41 @@
+"""melos data scan: durations from headers, bad files listed, manifests round-trip."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from melos.cli import main
+from melos.data.manifest import ManifestRow, read_manifest, scan_folder, write_manifest
+
+
+def test_scan_reads_durations_and_skips_bad_files(tmp_path):
+    folder = tmp_path / "makam"
+    (folder / "a").mkdir(parents=True)
+    sf.write(folder / "a" / "one.wav", np.zeros(24000 * 2, dtype=np.float32), 24000)
+    sf.write(folder / "two.flac", np.zeros((44100 * 3, 2)), 44100)
+    (folder / "broken.ogg").write_bytes(b"OggS but not really")
+    result = scan_folder(folder, culture="turkish-makam", progress=False)
+    assert [(r.path.split("/")[-1], r.duration, r.source, r.culture) for r in result.rows] == [
+        ("one.wav", 2.0, "makam", "turkish-makam"), ("two.flac", 3.0, "makam", "turkish-makam")]
+    assert list(result.failed) == [str(folder / "broken.ogg")]
+    assert result.hours == pytest.approx(5 / 3600)
+
+
+def test_manifest_round_trip_and_relative_paths(tmp_path):
+    rows = [ManifestRow(str(tmp_path / "x.wav"), 1.5, "s", None, ["a", "b"])]
+    write_manifest(rows, tmp_path / "m.jsonl")
+    assert read_manifest(tmp_path / "m.jsonl") == rows
+    (tmp_path / "rel.jsonl").write_text(json.dumps({"path": "sub/y.wav", "split": "train"}) + "\n")
+    assert read_manifest(tmp_path / "rel.jsonl")[0].path == str(tmp_path / "sub" / "y.wav")
+    (tmp_path / "bad.jsonl").write_text("[1, 2]\n")
+    with pytest.raises(ValueError, match="bad.jsonl:1"):
+        read_manifest(tmp_path / "bad.jsonl")
+
+
+def test_cli_scan(tmp_path, capsys):
+    sf.write(tmp_path / "one.wav", np.zeros(2400, dtype=np.float32), 24000)
+    assert main(["data", "scan", str(tmp_path), "--out", str(tmp_path / "m.jsonl"), "--no-progress"]) == 0
+    assert "1 files" in capsys.readouterr().out
+    assert read_manifest(tmp_path / "m.jsonl")[0].duration == pytest.approx(0.1)
