@@ -209,3 +209,34 @@ def test_full_size_presets(preset, n_params, n_layers, pre_norm):
     assert model.n_hidden_states == n_layers + 1 and model.config.do_stable_layer_norm == pre_norm
     from melos.models.hf_layout import normalize_keys
     assert set(model.state_dict()) == set(normalize_keys(reference.state_dict()))
+
+
+def test_frame_mask_replaces_projected_features_with_the_mask_embedding():
+    model = random_model(tiny_config(False))
+    audio = torch.randn(2, 8000)
+    mask = torch.zeros(2, model.n_frames(8000), dtype=torch.bool)
+    mask[0, 3:8] = True
+    with torch.no_grad():
+        plain = model(audio)
+        masked = model(audio, frame_mask=mask)
+        x = model.feature_projection(plain.features)
+        x[mask] = model.masked_spec_embed
+        expected = model.encoder(x)
+    assert torch.equal(masked.features, plain.features)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(masked.hidden_states, expected))
+    assert not torch.allclose(masked.last_hidden_state[0], plain.last_hidden_state[0])
+    assert torch.allclose(masked.last_hidden_state[1], plain.last_hidden_state[1], atol=1e-6)
+
+
+def test_feature_grad_mult_scales_only_the_front_end_gradient():
+    model = random_model(tiny_config(False))
+    audio = torch.randn(1, 4000)
+    grads = {}
+    for mult in (1.0, 0.1):
+        model.zero_grad()
+        model.feature_grad_mult = mult
+        model(audio).last_hidden_state.sum().backward()
+        grads[mult] = (model.feature_extractor.conv_layers[0].conv.weight.grad.clone(),
+                       model.feature_projection.projection.weight.grad.clone())
+    torch.testing.assert_close(grads[0.1][0], 0.1 * grads[1.0][0], rtol=1e-3, atol=1e-6 * grads[1.0][0].abs().max().item())
+    assert torch.equal(grads[0.1][1], grads[1.0][1])

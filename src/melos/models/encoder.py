@@ -22,6 +22,7 @@ class EncoderOutput:
     """
 
     hidden_states: tuple[torch.Tensor, ...]
+    features: torch.Tensor | None = None  # front-end features [B, T, C] before projection
 
     @property
     def last_hidden_state(self) -> torch.Tensor:

@@ -118,6 +118,9 @@ class MERTEncoder(Encoder):
         self.hidden_size = c.hidden_size
         self.n_hidden_states = c.num_hidden_layers + 1
         self.receptive_field = self.feature_extractor.receptive_field
+        # Training-time scale of the gradient reaching the conv front end (fairseq's
+        # feature_grad_mult, 0.1 for MERT-95M); 1.0 leaves it untouched.
+        self.feature_grad_mult = 1.0
         # Custom-code files (MERT's modeling_MERT.py, ...) of the source checkpoint, saved alongside.
         self.code_files: dict[str, str] = {}
         self.apply(_init_weights)
@@ -127,8 +130,12 @@ class MERTEncoder(Encoder):
     def n_frames(self, n_samples: int) -> int:
         return self.feature_extractor.n_frames(n_samples)
 
-    def forward(self, audio: torch.Tensor) -> EncoderOutput:
-        """Args: audio, float tensor of shape [B, N] (or [N]) at 24 kHz, equal-length clips."""
+    def forward(self, audio: torch.Tensor, frame_mask: torch.Tensor | None = None) -> EncoderOutput:
+        """Args:
+            audio: float tensor of shape [B, N] (or [N]) at 24 kHz, equal-length clips.
+            frame_mask: optional bool [B, T]; masked frames' projected features are replaced by
+                the learned `masked_spec_embed` (HuBERT masked prediction).
+        """
         if audio.dim() == 1:
             audio = audio[None]
         if audio.shape[-1] < self.receptive_field:
@@ -137,12 +144,30 @@ class MERTEncoder(Encoder):
         if self.config.do_normalize:
             audio = normalize_clips(audio)
         features = self.feature_extractor(audio).transpose(1, 2)  # (B, T, C)
-        return EncoderOutput(self.encoder(self.feature_projection(features)))
+        if self.feature_grad_mult != 1.0:
+            features = GradMultiply.apply(features, self.feature_grad_mult)
+        x = self.feature_projection(features)
+        if frame_mask is not None:
+            x = torch.where(frame_mask[..., None], self.masked_spec_embed.to(x.dtype), x)
+        return EncoderOutput(self.encoder(x), features)
 
     def save_pretrained(self, path: str | Path, *, pytorch_bin: bool = False) -> Path:
         from .hf_layout import save_pretrained
 
         return save_pretrained(self, path, pytorch_bin=pytorch_bin)
+
+
+class GradMultiply(torch.autograd.Function):
+    """Identity forward; gradient scaled by `scale` on the way back."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.scale, None
 
 
 def normalize_clips(audio: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
