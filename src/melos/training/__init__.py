@@ -1,0 +1,1 @@
+"""Training: stages, schedules, the trainer loop, checkpoints."""

@@ -1,0 +1,23 @@
+"""Learning-rate schedule of the CultureMERT recipe: linear warm-up, then cosine to a floor."""
+
+from __future__ import annotations
+
+import math
+
+
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int, lr_max: float, lr_min: float) -> float:
+    """Learning rate at optimizer step `step` (0-based) of a stage.
+
+    eta_t = eta_max * t / T_warm                                          for t <= T_warm
+    eta_t = eta_min + (eta_max - eta_min) / 2 * (1 + cos(pi * (t - T_warm) / (T_end - T_warm)))
+
+    with t = step + 1, so the first update already uses a non-zero rate. "Re-warming" is just
+    calling this from step 0 again at the start of every stage.
+    """
+    t = step + 1
+    if warmup_steps > 0 and t <= warmup_steps:
+        return lr_max * t / warmup_steps
+    if total_steps <= warmup_steps:
+        return lr_max
+    progress = min(1.0, (t - warmup_steps) / (total_steps - warmup_steps))
+    return lr_min + (lr_max - lr_min) / 2 * (1 + math.cos(math.pi * progress))
