@@ -1,0 +1,159 @@
+"""One small trainer for pre-training and continual pre-training; stages are data.
+
+A stage says which parameters train (name patterns), the optimizer settings, the schedule
+(warm-up + cosine, restarted with a fresh optimizer at every stage: "re-warming"), the number
+of optimizer steps, gradient accumulation and clipping. Batches, masks and mixtures are pure
+functions of (seed, stage, step), so a checkpoint needs no data-loader state, and a resumed
+run reproduces the losses of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import torch
+from torch import nn
+
+from .schedule import warmup_cosine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stage:
+    """One training stage. `trainable` holds fnmatch patterns over the objective's parameter
+    names (e.g. CultureMERT stage 1: ["encoder.feature_extractor.*", "heads.codewords"])."""
+
+    name: str
+    steps: int
+    lr_max: float
+    lr_min: float
+    warmup_fraction: float = 0.1
+    trainable: list[str] = field(default_factory=lambda: ["*"])
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+    batch_size: int = 4
+    accumulation: int = 1
+    clip: float = 1.0
+
+
+class Batches(Protocol):
+    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, list[str]]: ...
+
+
+class NonFiniteError(RuntimeError):
+    """Too many optimizer steps in a row had a non-finite loss or gradient."""
+
+
+class Trainer:
+    """Runs `stages` in order on `objective` (a module whose forward(audio, generator) returns a
+    dict with "loss"), writing `metrics.jsonl`, `checkpoints/last.pt` and, after each stage,
+    `on_stage_end(stage, out_dir / stage.name)` (e.g. save the encoder in the official layout)."""
+
+    def __init__(self, objective: nn.Module, batches: Batches, stages: list[Stage], out_dir: str | Path, *,
+                 seed: int = 0, checkpoint_every: int = 100, max_bad_steps: int = 10,
+                 on_stage_end: Callable[[Stage, Path], None] | None = None):
+        self.objective, self.batches, self.stages = objective, batches, stages
+        self.out_dir, self.seed = Path(out_dir), seed
+        self.checkpoint_every, self.max_bad_steps = checkpoint_every, max_bad_steps
+        self.on_stage_end = on_stage_end
+        self.checkpoint = self.out_dir / "checkpoints" / "last.pt"
+        self.bad_in_a_row = 0
+
+    def trainable(self, stage: Stage) -> list[nn.Parameter]:
+        """Set requires_grad from the stage's patterns; returns the trainable parameters."""
+        params = []
+        for name, p in self.objective.named_parameters():
+            p.requires_grad_(any(fnmatch.fnmatchcase(name, pat) for pat in stage.trainable))
+            if p.requires_grad:
+                params.append(p)
+        if not params:
+            raise ValueError(f"stage {stage.name!r}: no parameter matches {stage.trainable}")
+        return params
+
+    def run(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        state = self._load_checkpoint()
+        start_stage, start_step = (state["stage"], state["step"]) if state else (0, 0)
+        with open(self.out_dir / "metrics.jsonl", "a" if state else "w") as metrics_file:
+            for index in range(start_stage, len(self.stages)):
+                stage = self.stages[index]
+                params = self.trainable(stage)
+                optimizer = torch.optim.AdamW(params, lr=stage.lr_max, betas=stage.betas, eps=stage.eps,
+                                              weight_decay=stage.weight_decay)
+                step = 0
+                if state and index == start_stage and state["optimizer"]:
+                    optimizer.load_state_dict(state["optimizer"])
+                    step = start_step
+                self.objective.train()
+                while step < stage.steps:
+                    row = self._step(index, stage, step, params, optimizer)
+                    metrics_file.write(json.dumps(row) + "\n")
+                    metrics_file.flush()
+                    if self.bad_in_a_row >= self.max_bad_steps:
+                        raise NonFiniteError(
+                            f"stage {stage.name!r}: {self.bad_in_a_row} steps in a row had a non-finite loss or "
+                            f"gradient (last at step {step}); lower the learning rate or check the data")
+                    step += 1
+                    if step % self.checkpoint_every == 0 or step == stage.steps:
+                        done = step == stage.steps
+                        self._save_checkpoint(index + 1 if done else index, 0 if done else step, optimizer)
+                if self.on_stage_end is not None:
+                    self.on_stage_end(stage, self.out_dir / stage.name)
+                state = None
+
+    def _step(self, index: int, stage: Stage, step: int, params: list[nn.Parameter],
+              optimizer: torch.optim.Optimizer) -> dict:
+        warmup = int(stage.warmup_fraction * stage.steps)
+        lr = warmup_cosine(step, stage.steps, warmup, stage.lr_max, stage.lr_min)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        for micro in range(stage.accumulation):
+            draw = (index * 1_000_003 + step) * stage.accumulation + micro
+            audio, _ = self.batches.batch(draw, stage.batch_size)
+            generator = torch.Generator().manual_seed(self.seed * 7_919 + draw)
+            metrics = self.objective(audio, generator=generator)
+            (metrics["loss"] / stage.accumulation).backward()
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach()) / stage.accumulation
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, stage.clip))
+        skipped = not (math.isfinite(sums["loss"]) and math.isfinite(grad_norm))
+        if skipped:
+            self.bad_in_a_row += 1
+            log.warning("stage %s step %d: non-finite loss or gradient, step skipped", stage.name, step)
+            optimizer.zero_grad(set_to_none=True)
+        else:
+            self.bad_in_a_row = 0
+            optimizer.step()
+        return {"stage": stage.name, "step": step, "lr": lr, **sums, "grad_norm": grad_norm, "skipped": skipped}
+
+    def _save_checkpoint(self, stage: int, step: int, optimizer: torch.optim.Optimizer) -> None:
+        """Atomic (temp file + rename); refuses to write non-finite weights."""
+        model = self.objective.state_dict()
+        if not all(torch.isfinite(t).all() for t in model.values() if t.is_floating_point()):
+            raise NonFiniteError("refusing to checkpoint non-finite weights")
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({"stage": stage, "step": step, "model": model,
+                    "optimizer": optimizer.state_dict() if step else {}, "rng": torch.get_rng_state(),
+                    "stages": [asdict(s) for s in self.stages]}, tmp)
+        os.replace(tmp, self.checkpoint)
+
+    def _load_checkpoint(self) -> dict | None:
+        if not self.checkpoint.is_file():
+            return None
+        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        self.objective.load_state_dict(state["model"])
+        torch.set_rng_state(state["rng"])
+        log.info("resuming from %s: stage %d, step %d", self.checkpoint, state["stage"], state["step"])
+        return state
