@@ -20,6 +20,21 @@ examples:
   melos embed --model m-a-p/MERT-v1-95M --input music/ --out emb/ --skip-existing   # resume
 """
 
+TRAIN_HELP = """\
+Train a MERT-style encoder as a recipe says: stages (which parameters train, optimizer, warm-up
++ cosine schedule restarted per stage, steps, accumulation, replay share), teachers (EnCodec
+tokens + CQT), loss weights.
+
+OUT gets <stage>/ (encoder in the official layout + heads.safetensors) after every stage,
+final/ for the last, checkpoints/last.pt and metrics.jsonl (one row per optimizer step).
+Rerunning the same command after an interruption resumes from the last checkpoint.
+
+examples:
+  melos adapt --recipe recipes/culturemert-95m.yaml --from ~/models/MERT-v1-95M \\
+      --data cultures.jsonl --replay music4all.jsonl --out runs/culturemert
+  melos pretrain --recipe recipes/mert-tiny-pretrain.yaml --data music.jsonl --out runs/tiny
+"""
+
 QUICKSTART_HELP = """\
 Run the built-in quickstart on this machine, no downloads: generate a few seconds of test
 audio, build a tiny MERT encoder, save and reload it in the official checkpoint layout, embed
@@ -51,6 +66,23 @@ def get_parser() -> argparse.ArgumentParser:
     q.add_argument("--source", default=None, help="source name for every row (default: the folder's name)")
     q.add_argument("--culture", default=None, help="culture/tradition label for every row, e.g. turkish-makam")
     q.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+    for name in ("pretrain", "adapt"):
+        adapt = name == "adapt"
+        p = commands.add_parser(
+            name, formatter_class=argparse.RawDescriptionHelpFormatter,
+            help="continually pre-train an encoder (two-stage CultureMERT recipe)" if adapt
+            else "pre-train an encoder from scratch with the MERT objective",
+            description=TRAIN_HELP)
+        p.add_argument("--recipe", required=True, help="recipe YAML, e.g. recipes/culturemert-95m.yaml")
+        if adapt:
+            p.add_argument("--from", dest="init", required=True,
+                           help="encoder to adapt: official-layout directory (MERT-v1-95M, a melos output) or preset")
+        p.add_argument("--data", required=True, help="training manifest (JSONL; `melos data scan` makes one)")
+        p.add_argument("--replay", default=None, help="replay manifest (e.g. Western music) for stages with replay")
+        p.add_argument("--out", required=True, help="output folder; rerun the same command to resume")
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a recipe field, e.g. --set stages.0.steps=100 (repeatable)")
 
     p = commands.add_parser("embed", help="embed audio files (a file, a folder or a JSONL manifest)",
                             description=EMBED_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,6 +121,18 @@ def run(command: str, **kwargs) -> int:
         for path, reason in summary.failed.items():
             print(f"  failed: {reason}" if path in reason else f"  failed: {path}: {reason}", file=sys.stderr)
         return 0 if summary.ok else 1
+    if command in ("pretrain", "adapt"):
+        import logging
+
+        from .training.recipe import load_recipe
+        from .training.run import train
+
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        recipe = load_recipe(kwargs.pop("recipe"), kwargs.pop("overrides"))
+        final = train(recipe, **kwargs)
+        print(f"done: final encoder (official layout) and heads in {final}; per-step metrics in "
+              f"{final.parent / 'metrics.jsonl'}")
+        return 0
     if command == "data":
         from .data.manifest import scan_folder, write_manifest
 

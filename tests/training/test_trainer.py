@@ -44,7 +44,7 @@ def test_stage1_trains_only_cnn_and_heads_and_follows_the_schedule(tmp_path):
     obj = objective()
     before = {k: v.clone() for k, v in obj.state_dict().items()}
     snapshots = {}
-    Trainer(obj, NoiseBatches(), stages(), tmp_path, on_stage_end=lambda s, _: snapshots.__setitem__(
+    Trainer(obj, lambda stage: NoiseBatches(), stages(), tmp_path, on_stage_end=lambda s, _: snapshots.__setitem__(
         s.name, {k: v.clone() for k, v in obj.state_dict().items()})).run()
     after1, after2 = snapshots["stage1"], snapshots["stage2"]
     transformer = [k for k in before if k.startswith(("encoder.encoder.", "encoder.feature_projection."))]
@@ -66,7 +66,7 @@ class Crash(Exception):
 
 
 def test_interrupted_run_resumes_with_the_same_losses(tmp_path):
-    Trainer(objective(), NoiseBatches(), stages(), tmp_path / "full", checkpoint_every=2).run()
+    Trainer(objective(), lambda stage: NoiseBatches(), stages(), tmp_path / "full", checkpoint_every=2).run()
     full = read_rows(tmp_path / "full" / "metrics.jsonl")
 
     obj = objective()
@@ -81,8 +81,8 @@ def test_interrupted_run_resumes_with_the_same_losses(tmp_path):
 
     obj.forward = crashing
     with pytest.raises(Crash):
-        Trainer(obj, NoiseBatches(), stages(), tmp_path / "cut", checkpoint_every=2).run()
-    Trainer(objective(), NoiseBatches(), stages(), tmp_path / "cut", checkpoint_every=2).run()
+        Trainer(obj, lambda stage: NoiseBatches(), stages(), tmp_path / "cut", checkpoint_every=2).run()
+    Trainer(objective(), lambda stage: NoiseBatches(), stages(), tmp_path / "cut", checkpoint_every=2).run()
     resumed = read_rows(tmp_path / "cut" / "metrics.jsonl")
     last = {(r["stage"], r["step"]): r for r in resumed}  # re-done steps overwrite
     assert len(last) == len(full)
@@ -102,6 +102,6 @@ def test_non_finite_losses_are_skipped_then_stop(tmp_path):
     obj.forward = nan_loss
     before = {k: v.clone() for k, v in obj.state_dict().items()}
     with pytest.raises(NonFiniteError, match="3 steps in a row"):
-        Trainer(obj, NoiseBatches(), stages(), tmp_path, max_bad_steps=3).run()
+        Trainer(obj, lambda stage: NoiseBatches(), stages(), tmp_path, max_bad_steps=3).run()
     assert all(torch.equal(before[k], v) for k, v in obj.state_dict().items())
     assert [r["skipped"] for r in read_rows(tmp_path / "metrics.jsonl")] == [True] * 3

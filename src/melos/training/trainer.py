@@ -55,10 +55,11 @@ class NonFiniteError(RuntimeError):
 
 class Trainer:
     """Runs `stages` in order on `objective` (a module whose forward(audio, generator) returns a
-    dict with "loss"), writing `metrics.jsonl`, `checkpoints/last.pt` and, after each stage,
+    dict with "loss"), drawing data from `batches(stage)` (each stage has its own mix), writing `metrics.jsonl`, `checkpoints/last.pt` and, after each stage,
     `on_stage_end(stage, out_dir / stage.name)` (e.g. save the encoder in the official layout)."""
 
-    def __init__(self, objective: nn.Module, batches: Batches, stages: list[Stage], out_dir: str | Path, *,
+    def __init__(self, objective: nn.Module, batches: Callable[[Stage], Batches], stages: list[Stage],
+                 out_dir: str | Path, *,
                  seed: int = 0, checkpoint_every: int = 100, max_bad_steps: int = 10,
                  on_stage_end: Callable[[Stage, Path], None] | None = None):
         self.objective, self.batches, self.stages = objective, batches, stages
@@ -87,6 +88,7 @@ class Trainer:
             for index in range(start_stage, len(self.stages)):
                 stage = self.stages[index]
                 params = self.trainable(stage)
+                batcher = self.batches(stage)
                 optimizer = torch.optim.AdamW(params, lr=stage.lr_max, betas=stage.betas, eps=stage.eps,
                                               weight_decay=stage.weight_decay)
                 step = 0
@@ -95,7 +97,7 @@ class Trainer:
                     step = start_step
                 self.objective.train()
                 while step < stage.steps:
-                    row = self._step(index, stage, step, params, optimizer)
+                    row = self._step(index, stage, step, params, optimizer, batcher)
                     metrics_file.write(json.dumps(row) + "\n")
                     metrics_file.flush()
                     if self.bad_in_a_row >= self.max_bad_steps:
@@ -111,7 +113,7 @@ class Trainer:
                 state = None
 
     def _step(self, index: int, stage: Stage, step: int, params: list[nn.Parameter],
-              optimizer: torch.optim.Optimizer) -> dict:
+              optimizer: torch.optim.Optimizer, batcher: Batches) -> dict:
         warmup = int(stage.warmup_fraction * stage.steps)
         lr = warmup_cosine(step, stage.steps, warmup, stage.lr_max, stage.lr_min)
         for group in optimizer.param_groups:
@@ -120,7 +122,7 @@ class Trainer:
         sums: dict[str, float] = {}
         for micro in range(stage.accumulation):
             draw = (index * 1_000_003 + step) * stage.accumulation + micro
-            audio, _ = self.batches.batch(draw, stage.batch_size)
+            audio, _ = batcher.batch(draw, stage.batch_size)
             generator = torch.Generator().manual_seed(self.seed * 7_919 + draw)
             metrics = self.objective(audio, generator=generator)
             (metrics["loss"] / stage.accumulation).backward()

@@ -1,0 +1,107 @@
+"""`melos pretrain` and `melos adapt`: build encoder, heads, teachers and data from a recipe, train.
+
+Output layout of DIR:
+    DIR/<stage>/        encoder in the official layout + heads.safetensors, after each stage
+    DIR/final/          the same for the last stage
+    DIR/checkpoints/    last.pt, for resuming (rerun the same command)
+    DIR/metrics.jsonl   one row per optimizer step
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..data.crops import CropBatcher, CropSource, take_hours
+from ..data.manifest import read_manifest
+from ..models import MERTEncoder, load_encoder
+from ..objectives.mert_loss import MERTHeads
+from ..objectives.mert_objective import MERTObjective, MERTObjectiveConfig
+from ..teachers.cqt import CQT
+from ..teachers.encodec_tokens import EncodecTokenizer
+from .recipe import Recipe, RecipeStage
+from .trainer import Stage, Trainer
+
+log = logging.getLogger(__name__)
+HEADS = "heads.safetensors"
+
+
+def load_heads(source: str | Path, encoder: MERTEncoder, codec: EncodecTokenizer, final_dim: int) -> MERTHeads | None:
+    """Heads saved beside a melos-trained encoder, or None (official checkpoints have none)."""
+    heads = MERTHeads(encoder.hidden_size, codec.n_codebooks, codec.codebook_size, final_dim)
+    file = Path(source) / HEADS
+    if not file.is_file():
+        return None
+    from ..models.hf_layout import load_state_dict_strict
+
+    load_state_dict_strict(heads, load_file(file), file)
+    return heads
+
+
+def save_stage(encoder: MERTEncoder, heads: MERTHeads, directory: Path) -> None:
+    """Encoder (official layout) and heads; the directory appears only when complete."""
+    encoder.save_pretrained(directory)
+    tmp = directory / f".{HEADS}.tmp"
+    save_file({k: v.detach().contiguous() for k, v in heads.state_dict().items()}, tmp)
+    tmp.rename(directory / HEADS)
+
+
+def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = None,
+          replay: str | Path | None = None) -> Path:
+    """Train as the recipe says, starting from `init` (else `recipe.model`). Returns DIR/final."""
+    out = Path(out)
+    torch.manual_seed(recipe.seed)
+    source = init or recipe.model
+    encoder = load_encoder(source)
+    encoder.feature_grad_mult = recipe.feature_grad_mult
+    codec = (EncodecTokenizer.tiny(recipe.seed) if recipe.teacher.encodec == "tiny"
+             else EncodecTokenizer.from_pretrained(Path(recipe.teacher.encodec).expanduser(), recipe.teacher.bandwidth))
+    heads = load_heads(source, encoder, codec, recipe.objective.final_dim)
+    stages = [dataclasses.replace(s) for s in recipe.stages]
+    if heads is None:
+        heads = MERTHeads(encoder.hidden_size, codec.n_codebooks, codec.codebook_size, recipe.objective.final_dim)
+        log.warning("no %s beside %s: pre-training heads created fresh%s", HEADS, source,
+                    "; the first stage trains all of them" if recipe.train_fresh_heads else "")
+        if recipe.train_fresh_heads and stages and "heads.*" not in stages[0].trainable:
+            stages[0].trainable = [*stages[0].trainable, "heads.*"]
+    spec = recipe.objective
+    objective = MERTObjective(encoder, heads, codec, CQT(), MERTObjectiveConfig(
+        spec.mask_prob, spec.mask_span, spec.temperature, spec.weights, spec.n_predicted_codebooks,
+        spec.mixture_prob, spec.mixture_samples))
+    rows = read_manifest(data)
+    replay_rows = read_manifest(replay) if replay else None
+
+    def batches(stage: Stage) -> CropBatcher:
+        assert isinstance(stage, RecipeStage)
+        sources = {}
+        for row in rows:
+            sources.setdefault(row.culture or row.source or "data", []).append(row)
+        if stage.hours is not None:
+            per_source = stage.hours / len(sources)
+            sources = {k: take_hours(v, per_source, recipe.seed) for k, v in sources.items()}
+        hours = {k: sum(r.duration or 0 for r in v) for k, v in sources.items()}
+        use_replay = stage.replay_fraction > 0
+        if use_replay and replay_rows is None:
+            raise ValueError(f"stage {stage.name!r} uses {stage.replay_fraction:.0%} replay: pass --replay MANIFEST")
+        return CropBatcher([CropSource(k, v, hours[k]) for k, v in sources.items()], recipe.crop_seconds,
+                           encoder.sample_rate, CropSource("replay", replay_rows) if use_replay else None,
+                           stage.replay_fraction, recipe.seed)
+
+    def on_stage_end(stage: Stage, directory: Path) -> None:
+        save_stage(encoder, heads, directory)
+        log.info("stage %s done: %s", stage.name, directory)
+
+    Trainer(objective, batches, stages, out, seed=recipe.seed, checkpoint_every=recipe.checkpoint_every,
+            on_stage_end=on_stage_end).run()
+    final = out / "final"
+    tmp = out / ".final.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(out / stages[-1].name, tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final

@@ -1,0 +1,82 @@
+"""End to end through the CLI: pretrain, then two-stage adaptation with replay; recipes parse."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+from melos.cli import main
+from melos.models import load_encoder
+from melos.training.recipe import load_recipe
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def write_corpus(folder: Path, name: str, n: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    t = np.arange(3 * 24000) / 24000
+    for i in range(n):
+        tone = np.sin(2 * np.pi * rng.uniform(100, 800) * t) * np.exp(-2 * (t % 0.5))
+        sf.write(folder / f"{i}.wav", (0.3 * tone + 0.01 * rng.standard_normal(t.size)).astype(np.float32), 24000)
+    assert main(["data", "scan", str(folder), "--out", str(folder / f"{name}.jsonl"), "--culture", name,
+                 "--no-progress"]) == 0
+    return folder / f"{name}.jsonl"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in RECIPES.glob("*.yaml")))
+def test_shipped_recipes_parse(name):
+    recipe = load_recipe(RECIPES / name)
+    assert recipe.stages and all(s.steps > 0 and s.lr_max >= s.lr_min for s in recipe.stages)
+
+
+def test_recipe_errors_and_overrides(tmp_path):
+    recipe = load_recipe(RECIPES / "culturemert-tiny.yaml", ["stages.1.steps=7", "objective.weights.acoustic=10"])
+    assert recipe.stages[1].steps == 7 and recipe.objective.weights.acoustic == 10.0
+    assert recipe.stages[0].betas == (0.9, 0.999)
+    (tmp_path / "bad.yaml").write_text("stages: [{name: s, steps: two, lr_max: 1, lr_min: 0}]\n")
+    with pytest.raises(ValueError, match="steps: expected int"):
+        load_recipe(tmp_path / "bad.yaml")
+    (tmp_path / "typo.yaml").write_text("stagez: []\n")
+    with pytest.raises(ValueError, match="unknown key"):
+        load_recipe(tmp_path / "typo.yaml")
+
+
+def test_pretrain_then_two_stage_adaptation(tmp_path, capsys):
+    western = write_corpus(tmp_path / "western", "western", 3, 0)
+    makam = write_corpus(tmp_path / "makam", "makam", 3, 1)
+    assert main(["pretrain", "--recipe", str(RECIPES / "mert-tiny-pretrain.yaml"), "--data", str(western),
+                 "--out", str(tmp_path / "base")]) == 0
+    base = tmp_path / "base" / "final"
+    assert (base / "config.json").is_file() and (base / "heads.safetensors").is_file()
+
+    assert main(["adapt", "--recipe", str(RECIPES / "culturemert-tiny.yaml"), "--from", str(base),
+                 "--data", str(makam), "--replay", str(western), "--out", str(tmp_path / "adapted")]) == 0
+    before, stage1, stage2 = (load_encoder(d).state_dict() for d in
+                              (base, tmp_path / "adapted" / "stage1", tmp_path / "adapted" / "stage2"))
+    transformer = [k for k in before if k.startswith("encoder.")]
+    assert all(torch.equal(before[k], stage1[k]) for k in transformer)  # stage 1: Transformer untouched
+    assert not torch.equal(before["feature_extractor.conv_layers.0.conv.weight"],
+                           stage1["feature_extractor.conv_layers.0.conv.weight"])
+    heads0, heads1 = load_file(base / "heads.safetensors"), load_file(tmp_path / "adapted" / "stage1" / "heads.safetensors")
+    assert not torch.equal(heads0["codewords"], heads1["codewords"])
+    assert torch.equal(heads0["final_proj.weight"], heads1["final_proj.weight"])  # heads existed: only codewords
+    assert any(not torch.equal(stage1[k], stage2[k]) for k in transformer)
+    rows = [json.loads(l) for l in (tmp_path / "adapted" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in rows] == ["stage1"] * 3 + ["stage2"] * 3
+    assert "final" in capsys.readouterr().out
+
+    # adapting an official checkpoint (no heads): heads are created and trained in stage 1
+    official = tmp_path / "official"
+    load_encoder("mert-tiny").save_pretrained(official)
+    assert main(["adapt", "--recipe", str(RECIPES / "culturemert-tiny.yaml"), "--from", str(official),
+                 "--data", str(makam), "--replay", str(western), "--out", str(tmp_path / "fresh"),
+                 "--set", "stages.1.steps=1"]) == 0
+    assert (tmp_path / "fresh" / "final" / "heads.safetensors").is_file()
+    assert main(["adapt", "--recipe", str(RECIPES / "culturemert-tiny.yaml"), "--from", str(official),
+                 "--data", str(makam), "--out", str(tmp_path / "noreplay")]) == 2
+    assert "--replay" in capsys.readouterr().err
