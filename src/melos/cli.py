@@ -83,6 +83,8 @@ def get_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="output folder; rerun the same command to resume")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a recipe field, e.g. --set stages.0.steps=100 (repeatable)")
+        p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+        p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
     p = commands.add_parser("embed", help="embed audio files (a file, a folder or a JSONL manifest)",
                             description=EMBED_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,6 +1,7 @@
 """The trainer: stage 1 freezes the Transformer, the schedule is followed, resume is exact, NaN stops."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -105,3 +106,20 @@ def test_non_finite_losses_are_skipped_then_stop(tmp_path):
         Trainer(obj, lambda stage: NoiseBatches(), stages(), tmp_path, max_bad_steps=3).run()
     assert all(torch.equal(before[k], v) for k, v in obj.state_dict().items())
     assert [r["skipped"] for r in read_rows(tmp_path / "metrics.jsonl")] == [True] * 3
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_steps_train(tmp_path, precision):
+    obj = objective()
+    before = obj.state_dict()["encoder.encoder.layers.0.attention.q_proj.weight"].clone()
+    # fp16 starts with a loss scale of 2^16: early steps overflow and are skipped while it backs off
+    n_steps = 2 if precision == "bfloat16" else 12
+    Trainer(obj, lambda stage: NoiseBatches(), stages(n_steps)[1:], tmp_path, precision=precision,
+            progress=False).run()
+    rows = read_rows(tmp_path / "metrics.jsonl")
+    assert not rows[-1]["skipped"]
+    assert all(math.isfinite(r["loss"]) and r["throughput/audio_s_per_s"] > 0 for r in rows)
+    assert not torch.equal(before, obj.state_dict()["encoder.encoder.layers.0.attention.q_proj.weight"])
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    with pytest.raises(ValueError, match="precision"):
+        Trainer(obj, lambda stage: NoiseBatches(), stages(), tmp_path, precision="int8")

@@ -48,6 +48,10 @@ class MERTObjective(nn.Module):
         # Teachers are kept out of the module tree: they never train and never enter checkpoints.
         self.teachers = (acoustic_teacher.eval(), cqt_teacher.eval())
 
+    @property
+    def sample_rate(self) -> int:
+        return self.encoder.sample_rate
+
     @torch.no_grad()
     def targets(self, audio: torch.Tensor, n_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher targets from the clean audio: tokens [B, K, T] and CQT [B, T, bins]."""

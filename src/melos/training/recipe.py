@@ -55,6 +55,7 @@ class Recipe:
     # Official checkpoints ship no pre-training heads: when they are created fresh, the first
     # stage trains all of them (with the CNN) instead of only the codeword embeddings.
     train_fresh_heads: bool = True
+    precision: str = "float32"  # or "bfloat16" (autocast) / "float16" (autocast + GradScaler)
     seed: int = 0
     checkpoint_every: int = 100
 

@@ -52,7 +52,7 @@ def save_stage(encoder: MERTEncoder, heads: MERTHeads, directory: Path) -> None:
 
 
 def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = None,
-          replay: str | Path | None = None) -> Path:
+          replay: str | Path | None = None, device: str = "cpu", progress: bool = True) -> Path:
     """Train as the recipe says, starting from `init` (else `recipe.model`). Returns DIR/final."""
     out = Path(out)
     torch.manual_seed(recipe.seed)
@@ -97,7 +97,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
         log.info("stage %s done: %s", stage.name, directory)
 
     Trainer(objective, batches, stages, out, seed=recipe.seed, checkpoint_every=recipe.checkpoint_every,
-            on_stage_end=on_stage_end).run()
+            device=device, precision=recipe.precision, progress=progress, on_stage_end=on_stage_end).run()
     final = out / "final"
     tmp = out / ".final.tmp"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -24,6 +25,8 @@ from torch import nn
 from .schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
+
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
@@ -59,15 +62,23 @@ class Trainer:
     `on_stage_end(stage, out_dir / stage.name)` (e.g. save the encoder in the official layout)."""
 
     def __init__(self, objective: nn.Module, batches: Callable[[Stage], Batches], stages: list[Stage],
-                 out_dir: str | Path, *,
-                 seed: int = 0, checkpoint_every: int = 100, max_bad_steps: int = 10,
+                 out_dir: str | Path, *, seed: int = 0, checkpoint_every: int = 100, max_bad_steps: int = 10,
+                 device: str = "cpu", precision: str = "float32", progress: bool = True,
                  on_stage_end: Callable[[Stage, Path], None] | None = None):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.objective, self.batches, self.stages = objective, batches, stages
         self.out_dir, self.seed = Path(out_dir), seed
         self.checkpoint_every, self.max_bad_steps = checkpoint_every, max_bad_steps
+        self.device, self.precision, self.progress = torch.device(device), precision, progress
         self.on_stage_end = on_stage_end
         self.checkpoint = self.out_dir / "checkpoints" / "last.pt"
         self.bad_in_a_row = 0
+        objective.to(self.device)
+        for teacher in getattr(objective, "teachers", ()):  # frozen, outside the module tree
+            teacher.to(self.device)
+        # fp16 needs loss scaling; bf16 has float32's range and does not.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "float16")
 
     def trainable(self, stage: Stage) -> list[nn.Parameter]:
         """Set requires_grad from the stage's patterns; returns the trainable parameters."""
@@ -81,36 +92,53 @@ class Trainer:
         return params
 
     def run(self) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+        from tqdm.auto import tqdm
+
         self.out_dir.mkdir(parents=True, exist_ok=True)
         state = self._load_checkpoint()
         start_stage, start_step = (state["stage"], state["step"]) if state else (0, 0)
-        with open(self.out_dir / "metrics.jsonl", "a" if state else "w") as metrics_file:
-            for index in range(start_stage, len(self.stages)):
-                stage = self.stages[index]
-                params = self.trainable(stage)
-                batcher = self.batches(stage)
-                optimizer = torch.optim.AdamW(params, lr=stage.lr_max, betas=stage.betas, eps=stage.eps,
-                                              weight_decay=stage.weight_decay)
-                step = 0
-                if state and index == start_stage and state["optimizer"]:
-                    optimizer.load_state_dict(state["optimizer"])
-                    step = start_step
-                self.objective.train()
-                while step < stage.steps:
-                    row = self._step(index, stage, step, params, optimizer, batcher)
-                    metrics_file.write(json.dumps(row) + "\n")
-                    metrics_file.flush()
-                    if self.bad_in_a_row >= self.max_bad_steps:
-                        raise NonFiniteError(
-                            f"stage {stage.name!r}: {self.bad_in_a_row} steps in a row had a non-finite loss or "
-                            f"gradient (last at step {step}); lower the learning rate or check the data")
-                    step += 1
-                    if step % self.checkpoint_every == 0 or step == stage.steps:
-                        done = step == stage.steps
-                        self._save_checkpoint(index + 1 if done else index, 0 if done else step, optimizer)
-                if self.on_stage_end is not None:
-                    self.on_stage_end(stage, self.out_dir / stage.name)
-                state = None
+        offsets = [sum(s.steps for s in self.stages[:i]) for i in range(len(self.stages) + 1)]
+        writer = SummaryWriter(self.out_dir / "tensorboard")
+        bar = tqdm(total=offsets[-1], initial=offsets[start_stage] + start_step, desc="train", unit="step",
+                   disable=not self.progress, dynamic_ncols=True)
+        try:
+            with open(self.out_dir / "metrics.jsonl", "a" if state else "w") as metrics_file:
+                for index in range(start_stage, len(self.stages)):
+                    stage = self.stages[index]
+                    params = self.trainable(stage)
+                    batcher = self.batches(stage)
+                    optimizer = torch.optim.AdamW(params, lr=stage.lr_max, betas=stage.betas, eps=stage.eps,
+                                                  weight_decay=stage.weight_decay)
+                    step = 0
+                    if state and index == start_stage and state["optimizer"]:
+                        optimizer.load_state_dict(state["optimizer"])
+                        step = start_step
+                    self.objective.train()
+                    while step < stage.steps:
+                        row = self._step(index, stage, step, params, optimizer, batcher)
+                        metrics_file.write(json.dumps(row) + "\n")
+                        metrics_file.flush()
+                        for key, value in row.items():
+                            if isinstance(value, (int, float)) and key not in ("step",):
+                                writer.add_scalar(key, value, offsets[index] + step)
+                        bar.update(1)
+                        bar.set_postfix(stage=stage.name, loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}",
+                                        refresh=False)
+                        if self.bad_in_a_row >= self.max_bad_steps:
+                            raise NonFiniteError(
+                                f"stage {stage.name!r}: {self.bad_in_a_row} steps in a row had a non-finite loss or "
+                                f"gradient (last at step {step}); lower the learning rate or check the data")
+                        step += 1
+                        if step % self.checkpoint_every == 0 or step == stage.steps:
+                            done = step == stage.steps
+                            self._save_checkpoint(index + 1 if done else index, 0 if done else step, optimizer)
+                    if self.on_stage_end is not None:
+                        self.on_stage_end(stage, self.out_dir / stage.name)
+                    state = None
+        finally:
+            bar.close()
+            writer.close()
 
     def _step(self, index: int, stage: Stage, step: int, params: list[nn.Parameter],
               optimizer: torch.optim.Optimizer, batcher: Batches) -> dict:
@@ -120,24 +148,36 @@ class Trainer:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
+        start = time.perf_counter()
+        n_seconds = 0.0
         for micro in range(stage.accumulation):
             draw = (index * 1_000_003 + step) * stage.accumulation + micro
             audio, _ = batcher.batch(draw, stage.batch_size)
+            n_seconds += audio.numel() / self.objective.sample_rate
             generator = torch.Generator().manual_seed(self.seed * 7_919 + draw)
-            metrics = self.objective(audio, generator=generator)
-            (metrics["loss"] / stage.accumulation).backward()
+            with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision],
+                                enabled=self.precision != "float32"):
+                metrics = self.objective(audio.to(self.device), generator=generator)
+            self.scaler.scale(metrics["loss"] / stage.accumulation).backward()
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach()) / stage.accumulation
+        self.scaler.unscale_(optimizer)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, stage.clip))
         skipped = not (math.isfinite(sums["loss"]) and math.isfinite(grad_norm))
         if skipped:
-            self.bad_in_a_row += 1
             log.warning("stage %s step %d: non-finite loss or gradient, step skipped", stage.name, step)
+        # With fp16 an overflowing gradient is routine (the scaler lowers its scale and skips the
+        # step); only a non-finite loss counts towards the stop.
+        loss_bad = not math.isfinite(sums["loss"]) or (skipped and not self.scaler.is_enabled())
+        self.bad_in_a_row = self.bad_in_a_row + 1 if loss_bad else 0
+        if skipped and not self.scaler.is_enabled():
             optimizer.zero_grad(set_to_none=True)
         else:
-            self.bad_in_a_row = 0
-            optimizer.step()
-        return {"stage": stage.name, "step": step, "lr": lr, **sums, "grad_norm": grad_norm, "skipped": skipped}
+            self.scaler.step(optimizer)  # skips by itself on inf/NaN gradients under fp16
+        self.scaler.update()
+        seconds = time.perf_counter() - start
+        return {"stage": stage.name, "step": step, "lr": lr, **sums, "grad_norm": grad_norm, "skipped": skipped,
+                "throughput/audio_s_per_s": n_seconds / seconds}
 
     def _save_checkpoint(self, stage: int, step: int, optimizer: torch.optim.Optimizer) -> None:
         """Atomic (temp file + rename); refuses to write non-finite weights."""
@@ -146,7 +186,7 @@ class Trainer:
             raise NonFiniteError("refusing to checkpoint non-finite weights")
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.checkpoint.with_suffix(f".{os.getpid()}.tmp")
-        torch.save({"stage": stage, "step": step, "model": model,
+        torch.save({"stage": stage, "step": step, "model": model, "scaler": self.scaler.state_dict(),
                     "optimizer": optimizer.state_dict() if step else {}, "rng": torch.get_rng_state(),
                     "stages": [asdict(s) for s in self.stages]}, tmp)
         os.replace(tmp, self.checkpoint)
@@ -157,5 +197,7 @@ class Trainer:
         state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
         self.objective.load_state_dict(state["model"])
         torch.set_rng_state(state["rng"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         log.info("resuming from %s: stage %d, step %d", self.checkpoint, state["stage"], state["step"])
         return state
