@@ -74,11 +74,11 @@ def test_interrupted_run_resumes_with_the_same_losses(tmp_path):
     calls = {"n": 0}
     real = obj.forward
 
-    def crashing(audio, generator=None):
+    def crashing(audio, **kwargs):
         calls["n"] += 1
         if calls["n"] == 8 + 4:  # stage 1 = 4 steps x 2 micro-batches; crash at stage 2, step 3
             raise Crash
-        return real(audio, generator=generator)
+        return real(audio, **kwargs)
 
     obj.forward = crashing
     with pytest.raises(Crash):
@@ -95,8 +95,8 @@ def test_non_finite_losses_are_skipped_then_stop(tmp_path):
     obj = objective()
     real = obj.forward
 
-    def nan_loss(audio, generator=None):
-        metrics = real(audio, generator=generator)
+    def nan_loss(audio, **kwargs):
+        metrics = real(audio, **kwargs)
         metrics["loss"] = metrics["loss"] * float("nan")
         return metrics
 

@@ -58,14 +58,25 @@ class MERTObjective(nn.Module):
         acoustic, cqt = self.teachers
         return align_tokens(acoustic(audio), n_frames), align_frames(cqt(audio), n_frames)
 
-    def forward(self, audio: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Args: audio, clean clips [B, N] at 24 kHz. `generator` makes masks and mixtures reproducible."""
+    def forward(self, audio: torch.Tensor, generator: torch.Generator | None = None,
+                clip_seeds: list[int] | None = None) -> dict[str, torch.Tensor]:
+        """Args:
+            audio: clean clips [B, N] at 24 kHz.
+            generator: makes mixtures, codebook subsets and (without clip_seeds) masks reproducible.
+            clip_seeds: one seed per clip for its mask, so a clip gets the same mask whichever
+                process of a distributed run holds it.
+        """
         c = self.config
         B, N = audio.shape
         T = self.encoder.n_frames(N)
         tokens, cqt = self.targets(audio, T)
         noisy = in_batch_mixture(audio, c.mixture_prob, segment_samples=c.mixture_samples, generator=generator)
-        mask = span_mask(B, T, c.mask_prob, c.mask_span, generator=generator).to(audio.device)
+        if clip_seeds is None:
+            mask = span_mask(B, T, c.mask_prob, c.mask_span, generator=generator)
+        else:
+            mask = torch.cat([span_mask(1, T, c.mask_prob, c.mask_span, generator=torch.Generator().manual_seed(s))
+                              for s in clip_seeds])
+        mask = mask.to(audio.device)
         out = self.encoder(noisy, frame_mask=mask)
         hidden = out.last_hidden_state
         codebooks = None

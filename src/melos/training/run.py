@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shutil
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from ..data.crops import CropBatcher, CropSource, take_hours
@@ -55,6 +57,10 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
           replay: str | Path | None = None, device: str = "cpu", progress: bool = True) -> Path:
     """Train as the recipe says, starting from `init` (else `recipe.model`). Returns DIR/final."""
     out = Path(out)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():  # launched by torchrun
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        if device == "cuda":
+            device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     torch.manual_seed(recipe.seed)
     source = init or recipe.model
     encoder = load_encoder(source)
@@ -99,6 +105,8 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
     Trainer(objective, batches, stages, out, seed=recipe.seed, checkpoint_every=recipe.checkpoint_every,
             device=device, precision=recipe.precision, progress=progress, on_stage_end=on_stage_end).run()
     final = out / "final"
+    if dist.is_initialized() and dist.get_rank() != 0:
+        return final
     tmp = out / ".final.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(out / stages[-1].name, tmp)

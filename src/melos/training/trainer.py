@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .schedule import warmup_cosine
 
@@ -74,6 +76,10 @@ class Trainer:
         self.on_stage_end = on_stage_end
         self.checkpoint = self.out_dir / "checkpoints" / "last.pt"
         self.bad_in_a_row = 0
+        # Distributed data parallel (torchrun): each process takes its slice of every global batch.
+        self.world = dist.get_world_size() if dist.is_initialized() else 1
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
+        self.main = self.rank == 0
         objective.to(self.device)
         for teacher in getattr(objective, "teachers", ()):  # frozen, outside the module tree
             teacher.to(self.device)
@@ -95,15 +101,20 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
         from tqdm.auto import tqdm
 
+        for stage in self.stages:
+            if stage.batch_size % self.world:
+                raise ValueError(f"stage {stage.name!r}: batch_size {stage.batch_size} is not divisible by the "
+                                 f"{self.world} processes")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         state = self._load_checkpoint()
         start_stage, start_step = (state["stage"], state["step"]) if state else (0, 0)
         offsets = [sum(s.steps for s in self.stages[:i]) for i in range(len(self.stages) + 1)]
-        writer = SummaryWriter(self.out_dir / "tensorboard")
+        writer = SummaryWriter(self.out_dir / "tensorboard") if self.main else None
         bar = tqdm(total=offsets[-1], initial=offsets[start_stage] + start_step, desc="train", unit="step",
-                   disable=not self.progress, dynamic_ncols=True)
+                   disable=not (self.progress and self.main), dynamic_ncols=True)
+        metrics_path = self.out_dir / "metrics.jsonl" if self.main else Path(os.devnull)
         try:
-            with open(self.out_dir / "metrics.jsonl", "a" if state else "w") as metrics_file:
+            with open(metrics_path, "a" if state else "w") as metrics_file:
                 for index in range(start_stage, len(self.stages)):
                     stage = self.stages[index]
                     params = self.trainable(stage)
@@ -115,12 +126,15 @@ class Trainer:
                         optimizer.load_state_dict(state["optimizer"])
                         step = start_step
                     self.objective.train()
+                    model = self.objective
+                    if self.world > 1:  # rebuilt per stage: DDP records which parameters train
+                        model = DistributedDataParallel(self.objective, find_unused_parameters=True)
                     while step < stage.steps:
-                        row = self._step(index, stage, step, params, optimizer, batcher)
+                        row = self._step(index, stage, step, params, optimizer, batcher, model)
                         metrics_file.write(json.dumps(row) + "\n")
                         metrics_file.flush()
                         for key, value in row.items():
-                            if isinstance(value, (int, float)) and key not in ("step",):
+                            if writer is not None and isinstance(value, (int, float)) and key != "step":
                                 writer.add_scalar(key, value, offsets[index] + step)
                         bar.update(1)
                         bar.set_postfix(stage=stage.name, loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}",
@@ -133,15 +147,18 @@ class Trainer:
                         if step % self.checkpoint_every == 0 or step == stage.steps:
                             done = step == stage.steps
                             self._save_checkpoint(index + 1 if done else index, 0 if done else step, optimizer)
-                    if self.on_stage_end is not None:
+                    if self.on_stage_end is not None and self.main:
                         self.on_stage_end(stage, self.out_dir / stage.name)
+                    if self.world > 1:
+                        dist.barrier()
                     state = None
         finally:
             bar.close()
-            writer.close()
+            if writer is not None:
+                writer.close()
 
     def _step(self, index: int, stage: Stage, step: int, params: list[nn.Parameter],
-              optimizer: torch.optim.Optimizer, batcher: Batches) -> dict:
+              optimizer: torch.optim.Optimizer, batcher: Batches, model: nn.Module) -> dict:
         warmup = int(stage.warmup_fraction * stage.steps)
         lr = warmup_cosine(step, stage.steps, warmup, stage.lr_max, stage.lr_min)
         for group in optimizer.param_groups:
@@ -152,15 +169,23 @@ class Trainer:
         n_seconds = 0.0
         for micro in range(stage.accumulation):
             draw = (index * 1_000_003 + step) * stage.accumulation + micro
-            audio, _ = batcher.batch(draw, stage.batch_size)
+            audio, _ = batcher.batch(draw, stage.batch_size)  # the global batch, same on every process
+            rows = slice(self.rank * stage.batch_size // self.world, (self.rank + 1) * stage.batch_size // self.world)
+            clip_seeds = [(self.seed * 7_919 + draw) * 1_009 + i for i in range(stage.batch_size)][rows]
+            audio = audio[rows]
             n_seconds += audio.numel() / self.objective.sample_rate
             generator = torch.Generator().manual_seed(self.seed * 7_919 + draw)
             with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision],
                                 enabled=self.precision != "float32"):
-                metrics = self.objective(audio.to(self.device), generator=generator)
+                metrics = model(audio.to(self.device), generator=generator, clip_seeds=clip_seeds)
             self.scaler.scale(metrics["loss"] / stage.accumulation).backward()
-            for key, value in metrics.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach()) / stage.accumulation
+            values = torch.stack([v.detach().float() for v in metrics.values()])
+            if self.world > 1:  # every process must agree on the logged loss and on skipping
+                dist.all_reduce(values)
+                values /= self.world
+            for key, value in zip(metrics, values.tolist()):
+                sums[key] = sums.get(key, 0.0) + value / stage.accumulation
+        n_seconds *= self.world
         self.scaler.unscale_(optimizer)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, stage.clip))
         skipped = not (math.isfinite(sums["loss"]) and math.isfinite(grad_norm))
@@ -180,7 +205,9 @@ class Trainer:
                 "throughput/audio_s_per_s": n_seconds / seconds}
 
     def _save_checkpoint(self, stage: int, step: int, optimizer: torch.optim.Optimizer) -> None:
-        """Atomic (temp file + rename); refuses to write non-finite weights."""
+        """Atomic (temp file + rename), by the main process only; refuses non-finite weights."""
+        if not self.main:
+            return
         model = self.objective.state_dict()
         if not all(torch.isfinite(t).all() for t in model.values() if t.is_floating_point()):
             raise NonFiniteError("refusing to checkpoint non-finite weights")
