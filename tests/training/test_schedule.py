@@ -25,3 +25,10 @@ def test_no_warmup_and_degenerate_stages():
     assert warmup_cosine(20, 10, 2, 2.0, 1.0) == 1.0  # past the end: the floor
     assert warmup_cosine(2, 3, 3, 2.0, 1.0) == 2.0  # an all-warm-up stage ends at the peak
     assert warmup_cosine(0, 1, 1, 2.0, 1.0) == 2.0
+
+
+def test_linear_decay():
+    from melos.training.schedule import warmup_linear
+
+    lr = [warmup_linear(s, 10, 2, 1.0, 0.0) for s in range(10)]
+    assert lr == pytest.approx([0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125, 0.0])

@@ -1,4 +1,4 @@
-"""Learning-rate schedule of the CultureMERT recipe: linear warm-up, then cosine to a floor."""
+"""Learning-rate schedules: linear warm-up, then cosine (CultureMERT) or linear (MERT) decay."""
 
 from __future__ import annotations
 
@@ -21,3 +21,18 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int, lr_max: float,
         return lr_max
     progress = min(1.0, (t - warmup_steps) / (total_steps - warmup_steps))
     return lr_min + (lr_max - lr_min) / 2 * (1 + math.cos(math.pi * progress))
+
+
+def warmup_linear(step: int, total_steps: int, warmup_steps: int, lr_max: float, lr_min: float) -> float:
+    """Linear warm-up to lr_max, then linear decay to lr_min at the last step (fairseq's
+    polynomial_decay with power 1, as in the public MERT pre-training config)."""
+    t = step + 1
+    if warmup_steps > 0 and t <= warmup_steps:
+        return lr_max * t / warmup_steps
+    if total_steps <= warmup_steps:
+        return lr_max
+    progress = min(1.0, (t - warmup_steps) / (total_steps - warmup_steps))
+    return lr_max + (lr_min - lr_max) * progress
+
+
+SCHEDULES = {"cosine": warmup_cosine, "linear": warmup_linear}

@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .schedule import warmup_cosine
+from .schedule import SCHEDULES
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,11 @@ class Stage:
     batch_size: int = 4
     accumulation: int = 1
     clip: float = 1.0
+    schedule: str = "cosine"  # or "linear" (decay), see training/schedule.py
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"stage {self.name!r}: schedule must be one of {', '.join(SCHEDULES)}")
 
 
 class Batches(Protocol):
@@ -160,7 +165,7 @@ class Trainer:
     def _step(self, index: int, stage: Stage, step: int, params: list[nn.Parameter],
               optimizer: torch.optim.Optimizer, batcher: Batches, model: nn.Module) -> dict:
         warmup = int(stage.warmup_fraction * stage.steps)
-        lr = warmup_cosine(step, stage.steps, warmup, stage.lr_max, stage.lr_min)
+        lr = SCHEDULES[stage.schedule](step, stage.steps, warmup, stage.lr_max, stage.lr_min)
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
