@@ -1,0 +1,1 @@
+"""Evaluation: probing tasks, feature caches, batched probes, metrics, reports."""
