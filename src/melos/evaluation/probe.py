@@ -173,9 +173,12 @@ class GridTrainer:
         b1, b2 = self.config.betas
         m.mul_(b1).add_(grad, alpha=1 - b1)
         v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        step = (lr / (1 - b1 ** t)).view(-1, *([1] * (p.dim() - 1)))
-        denom = (v.sqrt() / math.sqrt(1 - b2 ** t)).add_(self.config.eps)
-        p.sub_(step * m / denom)
+        # p -= lr_m / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), in place: the tensors
+        # are large ([M, H, 512]) and the update is memory-bound. A frozen member (lr 0) gets an
+        # infinite denominator, i.e. no update.
+        step_size = (lr / (1 - b1 ** t)).view(-1, *([1] * (p.dim() - 1)))
+        denom = v.sqrt().div_(math.sqrt(1 - b2 ** t)).add_(self.config.eps).div_(step_size)
+        p.addcdiv_(m, denom, value=-1.0)
 
     def _track_outputs(self, params: dict, x: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         """Window outputs averaged per track: [M, n_tracks, C]."""
