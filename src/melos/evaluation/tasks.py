@@ -1,0 +1,147 @@
+"""Probing tasks: a small YAML file plus a JSONL manifest with a split and labels per item.
+
+    name: pitch
+    type: multiclass          # multilabel | multiclass | regression | key
+    manifest: data/pitch.jsonl  # relative to the task file, or absolute
+    window: 30                # seconds; hop defaults to window
+
+Optional: `hop`, `vocabulary` (list) or `top_k` (int, counted on the training split, ties
+broken alphabetically), `max_duration` (first N seconds), `metrics`, `targets` (regression).
+Manifest rows: {"path": ..., "split": "train" | "valid" | "test", "labels": ...} where labels
+is a list of tags (multilabel), one class (multiclass), floats (regression) or a mir_eval key
+name such as "C# minor" (key).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from .metrics import KEY_LABELS
+
+TASK_TYPES = ("multilabel", "multiclass", "regression", "key")
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class TaskItem:
+    path: str
+    split: str
+    labels: Any
+
+
+@dataclass
+class Task:
+    name: str
+    type: str
+    manifest: Path
+    window: float
+    hop: float | None = None
+    vocabulary: list[str] | None = None
+    top_k: int | None = None
+    max_duration: float | None = None
+    metrics: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    items: list[TaskItem] = field(default_factory=list, repr=False)
+
+    def split(self, name: str) -> list[TaskItem]:
+        return [item for item in self.items if item.split == name]
+
+    def encode(self, items: list[TaskItem]) -> torch.Tensor:
+        """Targets of `items`: [N, L] multi-hot, [N] class index, [N, D] floats, or [N] key index."""
+        vocab = {v: i for i, v in enumerate(self.vocabulary or [])}
+        if self.type == "multilabel":
+            out = torch.zeros(len(items), len(vocab))
+            for n, item in enumerate(items):
+                out[n, [vocab[t] for t in item.labels if t in vocab]] = 1.0
+            return out
+        if self.type == "multiclass":
+            return torch.tensor([vocab[item.labels] for item in items])
+        if self.type == "key":
+            return torch.tensor([KEY_LABELS.index(item.labels) for item in items])
+        return torch.tensor([item.labels for item in items], dtype=torch.float32)
+
+
+def load_task(path: str | Path) -> Task:
+    """Read and validate a task file and its manifest; every problem names the file and row."""
+    path = Path(path)
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: task file not found") from None
+    missing = [k for k in ("name", "type", "manifest", "window") if k not in spec]
+    if missing:
+        raise ValueError(f"{path}: missing key(s) {', '.join(missing)}")
+    known = set(Task.__dataclass_fields__) - {"items"}
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {', '.join(unknown)}")
+    if spec["type"] not in TASK_TYPES:
+        raise ValueError(f"{path}: type must be one of {', '.join(TASK_TYPES)}, got {spec['type']!r}")
+    manifest = Path(spec["manifest"]).expanduser()
+    task = Task(**{**spec, "manifest": manifest if manifest.is_absolute() else path.parent / manifest})
+    task.items = _read_items(task)
+    for split in SPLITS:
+        if not task.split(split):
+            raise ValueError(f"{task.manifest}: the {split!r} split is missing or empty")
+    if task.type in ("multilabel", "multiclass") and task.vocabulary is None:
+        task.vocabulary = _vocabulary(task)
+    _check_labels(task)
+    return task
+
+
+def _read_items(task: Task) -> list[TaskItem]:
+    items = []
+    try:
+        lines = task.manifest.read_text().splitlines()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{task.manifest}: manifest not found") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            item = TaskItem(str(row["path"]), row["split"], row["labels"])
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"{task.manifest}:{n}: expected path, split and labels ({err})") from None
+        if item.split not in SPLITS:
+            raise ValueError(f"{task.manifest}:{n}: split must be train, valid or test, got {item.split!r}")
+        if not Path(item.path).is_absolute():
+            item.path = str(task.manifest.parent / item.path)
+        items.append(item)
+    return items
+
+
+def _vocabulary(task: Task) -> list[str]:
+    """All labels of the training split, or its top_k most frequent (ties alphabetical)."""
+    counts: Counter[str] = Counter()
+    for item in task.split("train"):
+        counts.update(item.labels if task.type == "multilabel" else [item.labels])
+    ranked = sorted(counts, key=lambda label: (-counts[label], label))
+    return ranked[: task.top_k] if task.top_k else sorted(ranked)
+
+
+def _check_labels(task: Task) -> None:
+    vocab = set(task.vocabulary or [])
+    for n, item in enumerate(task.items, start=1):
+        where = f"{task.manifest}: item {n} ({item.path})"
+        if task.type == "multiclass" and item.labels not in vocab:
+            raise ValueError(f"{where}: label {item.labels!r} is not in the vocabulary")
+        if task.type == "multilabel":
+            if not isinstance(item.labels, list):
+                raise ValueError(f"{where}: multilabel labels must be a list")
+            if task.top_k is None and (outside := [t for t in item.labels if t not in vocab]):
+                raise ValueError(f"{where}: label(s) {outside} not in the vocabulary")
+        if task.type == "key" and item.labels not in KEY_LABELS:
+            raise ValueError(f"{where}: {item.labels!r} is not a mir_eval key name such as 'C# minor' or 'X'")
+        if task.type == "regression":
+            values = item.labels if isinstance(item.labels, list) else None
+            if not values or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+                raise ValueError(f"{where}: regression targets must be a list of finite numbers, got {item.labels!r}")
