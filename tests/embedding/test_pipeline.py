@@ -185,3 +185,14 @@ def test_unexpected_decoder_error_costs_one_file(tmp_path, music, encoder, monke
     summary = embed(encoder, music, tmp_path / "out", window=1.0, progress=False)
     assert "unexpected RuntimeError: decoder exploded" in summary.failed[str(music / "c.ogg")]
     assert summary.n_done == 2
+
+
+def test_max_duration_embeds_only_the_beginning(tmp_path, music, encoder):
+    embed(encoder, music / "c.ogg", tmp_path / "out", window=1.0, max_duration=1.5, progress=False)
+    got = Embeddings.load(tmp_path / "out" / "c.ogg.safetensors")
+    assert got.window_starts.tolist() == [0.0]  # [0, 1) and a 0.5 s tail, dropped
+    # c.ogg lasts 3.2 s: windows [0, 2) and [2, 3.1), the second cut at max_duration
+    embed(encoder, music / "c.ogg", tmp_path / "out2", window=2.0, max_duration=3.1, pool="none",
+          layers="0", progress=False)
+    frames = Embeddings.load(tmp_path / "out2" / "c.ogg.safetensors").window_frames.tolist()
+    assert frames == [encoder.n_frames(48000), encoder.n_frames(round(1.1 * 24000))]

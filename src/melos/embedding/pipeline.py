@@ -109,7 +109,7 @@ def parse_layers(layers: str | Sequence[int], n_hidden_states: int) -> list[int]
 def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_dir: str | Path, *,
           layers: str | Sequence[int] = "all", window: float = 30.0, hop: float | None = None,
           pool: str = "mean", device: str = "cpu", dtype: str = "float32", batch_size: int = 1,
-          skip_existing: bool = False, progress: bool = True) -> EmbedSummary:
+          skip_existing: bool = False, max_duration: float | None = None, progress: bool = True) -> EmbedSummary:
     """Embed every audio file of `input` into `out_dir` (see the module docstring).
 
     Args:
@@ -122,6 +122,7 @@ def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_d
         device, dtype: where the encoder runs; "bfloat16" uses autocast.
         batch_size: windows per encoder call.
         skip_existing: keep files that an earlier run finished; retry failed ones.
+        max_duration: embed only the first `max_duration` seconds of each file.
 
     Returns an EmbedSummary; bad files are listed there and in the index, never fatal.
     """
@@ -146,7 +147,7 @@ def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_d
         else:
             todo.append(source)
     runner = _Runner(encoder, layer_ids, window, hop, pool, device, dtype, batch_size, out_dir, index, summary,
-                     str(model) if isinstance(model, (str, Path)) else type(encoder).__name__)
+                     str(model) if isinstance(model, (str, Path)) else type(encoder).__name__, max_duration)
     try:
         runner.run(todo, progress)
     finally:
@@ -166,12 +167,14 @@ class _Runner:
     """Holds the state of one `embed` call."""
 
     def __init__(self, encoder: Encoder, layer_ids: list[int], window: float, hop: float, pool: str, device: str,
-                 dtype: str, batch_size: int, out_dir: Path, index: Index, summary: EmbedSummary, model_name: str):
+                 dtype: str, batch_size: int, out_dir: Path, index: Index, summary: EmbedSummary, model_name: str,
+                 max_duration: float | None = None):
         self.encoder, self.layer_ids, self.window, self.hop, self.pool = encoder, layer_ids, window, hop, pool
         self.device, self.batch_size, self.out_dir, self.index, self.summary = device, batch_size, out_dir, index, summary
         self.autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
         self.metadata = {"model": model_name, "sample_rate": str(encoder.sample_rate),
                          "frame_rate": str(encoder.frame_rate), "window": str(window), "hop": str(hop), "pool": pool}
+        self.max_duration = max_duration
         self.pending: dict[int, _Pending] = {}
         self.buckets: dict[int, list[_Window]] = defaultdict(list)
         self.bucket_age: dict[int, int] = {}
@@ -215,15 +218,20 @@ class _Runner:
                     return
                 try:
                     duration = info(source.path).duration
+                    if self.max_duration is not None:
+                        duration = min(duration, self.max_duration)
                     starts = file_windows(duration, self.window, self.hop)
+                    end = round(duration * self.encoder.sample_rate)
                     items.put(_Pending(i, duration, starts))
                     n_windows = 0
                     for w in iter_windows(source.path, self.encoder.sample_rate, self.window, self.hop):
                         if stop.is_set():
                             return
-                        if w.index < len(starts):
-                            items.put(_Window(i, w.index, w.audio))
-                            n_windows += 1
+                        if w.index >= len(starts):
+                            break  # past max_duration: stop decoding
+                        start = round(w.start * self.encoder.sample_rate)
+                        items.put(_Window(i, w.index, w.audio[: end - start]))
+                        n_windows += 1
                     items.put(_FileEnd(i, n_windows))
                 except AudioError as err:
                     items.put((i, err))
