@@ -86,6 +86,17 @@ def get_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
         p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
+    p = commands.add_parser(
+        "features", help="extract and cache probing features of a task (every layer, per window)",
+        description="Extract every hidden state, mean-pooled per window, for every split of a probing task, "
+                    "into a cache keyed by the model's weights and the task's data. Interrupt and rerun to "
+                    "resume; unreadable files are reported and skipped.")
+    p.add_argument("--model", required=True, help="preset, checkpoint directory or cached hub id")
+    p.add_argument("--task", required=True, help="task YAML file (name, type, manifest, window)")
+    p.add_argument("--cache", default="cache/features", help="cache root (default cache/features)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
     p = commands.add_parser("embed", help="embed audio files (a file, a folder or a JSONL manifest)",
                             description=EMBED_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True,
@@ -145,6 +156,18 @@ def run(command: str, **kwargs) -> int:
         print(f"{len(result.rows)} files, {result.hours:.2f} h -> {out}; {len(result.failed)} unreadable")
         for path, reason in result.failed.items():
             print(f"  skipped {path}: {reason}", file=sys.stderr)
+        return 0
+    if command == "features":
+        from .evaluation.features import extract_features
+        from .evaluation.tasks import load_task
+
+        task = load_task(kwargs["task"])
+        folder, summary = extract_features(kwargs["model"], task, kwargs["cache"], device=kwargs["device"],
+                                           progress=kwargs["progress"])
+        print(f"{task.name}: features of {summary.n_done + summary.n_skipped} files in {folder} "
+              f"({summary.n_skipped} cached earlier), {len(summary.failed)} skipped as unreadable")
+        for path, reason in summary.failed.items():
+            print(f"  skipped: {reason}", file=sys.stderr)
         return 0
     if command == "quickstart":
         from .quickstart import quickstart
