@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 EMBED_HELP = """\
@@ -97,6 +98,24 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
+    p = commands.add_parser(
+        "probe", help="evaluate encoders on probing tasks (MARBLE-style protocol)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Frozen encoder, cached features of every layer, an MLP probe (512 hidden, ReLU, dropout) per "
+                    "(layer or learnable weighted sum) x learning rate, trained all at once; the configuration is "
+                    "chosen on validation only and test scores are reported as mean and std over seeds.\n\n"
+                    "example:\n  melos probe --model mert-v1-95m --model runs/makam/final --task tasks/makam.yaml "
+                    "--out results/")
+    p.add_argument("--model", action="append", required=True, help="encoder (repeatable)")
+    p.add_argument("--task", action="append", required=True, help="task YAML (repeatable)")
+    p.add_argument("--out", required=True, help="folder for results.json and results.md")
+    p.add_argument("--cache", default="cache/features", help="feature cache root (default cache/features)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per configuration (default 5)")
+    p.add_argument("--epochs", type=int, default=100, help="max epochs per probe (default 100)")
+    p.add_argument("--dropout", type=float, default=0.2, help="probe dropout (default 0.2)")
+    p.add_argument("--device", default="cpu", help="device for feature extraction")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
     p = commands.add_parser("embed", help="embed audio files (a file, a folder or a JSONL manifest)",
                             description=EMBED_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True,
@@ -156,6 +175,22 @@ def run(command: str, **kwargs) -> int:
         print(f"{len(result.rows)} files, {result.hours:.2f} h -> {out}; {len(result.failed)} unreadable")
         for path, reason in result.failed.items():
             print(f"  skipped {path}: {reason}", file=sys.stderr)
+        return 0
+    if command == "probe":
+        from .evaluation.probe import ProbeConfig
+        from .evaluation.protocol import run_probes
+        from .evaluation.tasks import load_task
+
+        tasks = [load_task(t) for t in kwargs["task"]]
+        results = run_probes(kwargs["model"], tasks, kwargs["out"], kwargs["cache"],
+                             lambda task: ProbeConfig(task.type, dropout=kwargs["dropout"],
+                                                      max_epochs=kwargs["epochs"]),
+                             kwargs["seeds"], kwargs["device"], kwargs["progress"])
+        print((Path(kwargs["out"]) / "results.md").read_text())
+        for model, runs in results["runs"].items():
+            for task, run in runs.items():
+                print(f"{model} / {task}: chosen layer {run['chosen']['layer']}, lr {run['chosen']['lr']:g} "
+                      f"(validation {run['primary']} {run['chosen']['valid']:.3f})")
         return 0
     if command == "features":
         from .evaluation.features import extract_features

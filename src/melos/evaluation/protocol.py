@@ -1,0 +1,115 @@
+"""The probing protocol: grid over (layer choice, lr) per seed, choice on validation only,
+test mean and std over seeds; results as JSON and a Markdown table (models x tasks)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import metrics as M
+from .features import load_split
+from .probe import LEARNING_RATES, WEIGHTED, GridTrainer, Member, ProbeConfig
+from .tasks import Task
+
+PRIMARY = {"multilabel": "roc_auc", "multiclass": "accuracy", "regression": "r2", "key": "weighted_score"}
+
+
+def task_metrics(task: Task, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every reported metric, per member: outputs [M, T, C] (track-level), targets as task.encode."""
+    if task.type == "multilabel":
+        auc, _ = M.roc_auc_macro(outputs, targets)
+        ap, _ = M.average_precision_macro(outputs, targets)
+        micro, macro = M.f1_at_threshold(outputs, targets)
+        return {"roc_auc": auc, "average_precision": ap, "micro_f1": micro, "macro_f1": macro}
+    if task.type == "multiclass":
+        return {"accuracy": M.accuracy(outputs, targets), "macro_accuracy": M.macro_accuracy(outputs, targets)}
+    if task.type == "key":
+        pred = outputs.argmax(-1)
+        return {"weighted_score": M.key_weighted_score(pred, targets), "accuracy": M.key_accuracy(pred, targets)}
+    r2 = M.r2(outputs, targets)  # (M, D)
+    names = task.targets or [str(d) for d in range(r2.shape[1])]
+    return {"r2": r2.mean(1), **{f"r2/{n}": r2[:, d] for d, n in enumerate(names)}}
+
+
+def n_outputs(task: Task, train_targets: torch.Tensor) -> int:
+    if task.type == "key":
+        return len(M.KEY_LABELS)
+    if task.type == "regression":
+        return train_targets.shape[1]
+    return len(task.vocabulary or [])
+
+
+def probe_task(folder: str | Path, task: Task, config: ProbeConfig, seeds: int = 5,
+               lrs: tuple[float, ...] = LEARNING_RATES) -> dict:
+    """Run the grid for `seeds` seeds on a filled feature cache; returns a JSON-ready dict."""
+    train, valid, test = (load_split(folder, task, s) for s in ("train", "valid", "test"))
+    n_layers = train.features.shape[0]
+    members = [Member(layer, lr) for layer in [*range(n_layers), WEIGHTED] for lr in lrs]
+    primary = PRIMARY[task.type]
+
+    def metric(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return task_metrics(task, outputs, targets)[primary]
+
+    valid_scores, test_scores = [], []
+    for seed in range(seeds):
+        result = GridTrainer(config, members, n_outputs(task, train.targets), seed, metric).fit(
+            (train.features, train.targets[train.groups]), (valid.features, valid.targets),
+            (test.features, test.targets), valid.groups, test.groups)
+        valid_scores.append(result.best_valid)
+        test_scores.append(task_metrics(task, result.test_outputs, test.targets))
+    valid_mean = torch.stack(valid_scores).mean(0)  # (M,)
+    chosen = int(valid_mean.argmax())  # validation only: test never influences the choice
+    grid = [{"layer": "weighted" if m.layer == WEIGHTED else m.layer, "lr": m.lr,
+             "valid": float(valid_mean[i]),
+             "test": {k: float(torch.stack([s[k][i] for s in test_scores]).mean()) for k in test_scores[0]}}
+            for i, m in enumerate(members)]
+    summary = {k: {"mean": float(v.mean()), "std": float(v.std(correction=0))}
+               for k in test_scores[0] for v in [torch.stack([s[k][chosen] for s in test_scores])]}
+    return {"task": task.name, "type": task.type, "primary": primary, "seeds": seeds,
+            "aggregation": "mean of window probabilities (predictions for regression) per track",
+            "chosen": grid[chosen], "grid": grid, "test": summary,
+            "n_tracks": {"train": len(train.tracks), "valid": len(valid.tracks), "test": len(test.tracks)}}
+
+
+def markdown_table(summary: dict[str, dict[str, dict]]) -> str:
+    """Models as rows, task/metric as columns, `mean ± std` in percent (r² and scores x100)."""
+    columns = sorted({(task, metric) for tasks in summary.values() for task, res in tasks.items()
+                      for metric in res if "/" not in metric})
+    lines = ["| model | " + " | ".join(f"{t} {m}" for t, m in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for model, tasks in summary.items():
+        cells = []
+        for task, metric in columns:
+            value = tasks.get(task, {}).get(metric)
+            cells.append(f"{100 * value['mean']:.1f} ± {100 * value['std']:.1f}" if value else "")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run_probes(models: list[str], tasks: list[Task], out: str | Path, cache: str | Path, config_for:
+               Callable[[Task], ProbeConfig], seeds: int, device: str = "cpu", progress: bool = True) -> dict:
+    """Features (cached) + probes for every model x task; writes results.json and results.md."""
+    from .features import extract_features
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict = {"runs": {}, "summary": {}}
+    for model in models:
+        for task in tasks:
+            folder, _ = extract_features(model, task, cache, device=device, progress=progress)
+            run = probe_task(folder, task, config_for(task), seeds)
+            results["runs"].setdefault(model, {})[task.name] = run
+            results["summary"].setdefault(model, {})[task.name] = run["test"]
+    write_atomic(out / "results.json", json.dumps(results, indent=2))
+    write_atomic(out / "results.md", markdown_table(results["summary"]))
+    return results
