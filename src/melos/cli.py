@@ -116,6 +116,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="device for feature extraction")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
+    p = commands.add_parser("report", help="merge probing results into one table and draw plots",
+                            description="Merge results.json files of `melos probe` into table.md, layer-wise "
+                                        "curves per task (layers_<task>.png) and a model x task heat map.")
+    p.add_argument("results", nargs="+", help="results.json files")
+    p.add_argument("--out", required=True, help="folder for table.md and the PNG plots")
+
     p = commands.add_parser("embed", help="embed audio files (a file, a folder or a JSONL manifest)",
                             description=EMBED_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True,
@@ -191,6 +197,13 @@ def run(command: str, **kwargs) -> int:
             for task, run in runs.items():
                 print(f"{model} / {task}: chosen layer {run['chosen']['layer']}, lr {run['chosen']['lr']:g} "
                       f"(validation {run['primary']} {run['chosen']['valid']:.3f})")
+        return 0
+    if command == "report":
+        from .evaluation.report import merge_results, write_report
+
+        written = write_report(merge_results(kwargs["results"]), kwargs["out"])
+        print((Path(kwargs["out"]) / "table.md").read_text())
+        print("wrote " + ", ".join(str(p) for p in written))
         return 0
     if command == "features":
         from .evaluation.features import extract_features

@@ -42,3 +42,9 @@ def test_probe_cli(tmp_path, capsys):
     table = (tmp_path / "results" / "results.md").read_text()
     assert "| mert-tiny |" in table and "±" in table and "tones-multilabel roc_auc" in table
     assert "chosen layer" in capsys.readouterr().out
+
+    assert main(["report", str(tmp_path / "results" / "results.json"), "--out", str(tmp_path / "report")]) == 0
+    names = sorted(p.name for p in (tmp_path / "report").iterdir())
+    assert names == ["heatmap.png", "layers_tones-multiclass.png", "layers_tones-multilabel.png", "table.md"]
+    assert (tmp_path / "report" / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["report", str(tmp_path / "nope.json"), "--out", str(tmp_path / "r2")]) == 2
