@@ -36,6 +36,20 @@ examples:
   melos pretrain --recipe recipes/mert-tiny-pretrain.yaml --data music.jsonl --out runs/tiny
 """
 
+def _dataset_readers() -> dict:
+    from functools import partial
+
+    from .evaluation import datasets as d
+
+    return {"magnatagatune": (d.magnatagatune, "multilabel", {"top_k": 50}),
+            "gtzan": (d.gtzan, "multiclass", {}),
+            "giantsteps-key": (d.giantsteps_key, "key", {}),
+            "nsynth-instrument": (partial(d.nsynth, target="instrument"), "multiclass", {"window": 4.0}),
+            "nsynth-pitch": (partial(d.nsynth, target="pitch"), "multiclass", {"window": 4.0})}
+
+
+DATASET_NAMES = ("giantsteps-key", "gtzan", "magnatagatune", "nsynth-instrument", "nsynth-pitch")
+
 QUICKSTART_HELP = """\
 Run the built-in quickstart on this machine, no downloads: generate a few seconds of test
 audio, build a tiny MERT encoder, save and reload it in the official checkpoint layout, embed
@@ -122,6 +136,11 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("results", nargs="+", help="results.json files")
     p.add_argument("--out", required=True, help="folder for table.md and the PNG plots")
 
+    q = data.add_parser("task", help="write a probing task (YAML + JSONL) from a dataset's official metadata")
+    q.add_argument("dataset", choices=DATASET_NAMES, help="which dataset layout ROOT holds")
+    q.add_argument("root", help="the dataset's folder, as distributed")
+    q.add_argument("--out", required=True, help="folder for <dataset>.yaml and <dataset>.jsonl")
+
     p = commands.add_parser("embed", help="embed audio files (a file, a folder or a JSONL manifest)",
                             description=EMBED_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True,
@@ -174,7 +193,14 @@ def run(command: str, **kwargs) -> int:
     if command == "data":
         from .data.manifest import scan_folder, write_manifest
 
-        kwargs.pop("data_command")
+        if kwargs.pop("data_command") == "task":
+            from .evaluation.datasets import write_task
+
+            reader, task_type, options = _dataset_readers()[kwargs["dataset"]]
+            rows = reader(Path(kwargs["root"]).expanduser())
+            path = write_task(rows, Path(kwargs["out"]), kwargs["dataset"], task_type, **options)
+            print(f"{len(rows)} items -> {path}")
+            return 0
         out = kwargs.pop("out")
         result = scan_folder(**kwargs)
         write_manifest(result.rows, out)

@@ -1,0 +1,224 @@
+"""Turn the official metadata of public datasets into probing-task manifests.
+
+Each reader takes the dataset's root folder (already on disk), reads only metadata files and
+returns manifest rows ``{"path": str, "split": ..., "labels": ...}``; `write_task` stores them
+next to a task file that `melos.evaluation.tasks.load_task` reads. Audio is never opened.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .tasks import SPLITS, TASK_TYPES
+
+__all__ = ["giantsteps_key", "gtzan", "magnatagatune", "normalise_key", "nsynth", "write_task"]
+
+_PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_SHARPS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def write_task(
+    rows: list[dict], folder: Path, name: str, type: str, window: float = 30.0, **options: Any
+) -> Path:
+    """Write ``folder/<name>.jsonl`` and ``folder/<name>.yaml`` (each atomically); return the YAML path.
+
+    `options` (e.g. ``top_k=50``, ``max_duration=30``) become extra keys of the task file.
+    """
+    if type not in TASK_TYPES:
+        raise ValueError(f"type must be one of {', '.join(TASK_TYPES)}, got {type!r}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / f"{name}.jsonl"
+    _write_atomic(manifest, "".join(json.dumps(row) + "\n" for row in rows))
+    spec = {"name": name, "type": type, "manifest": manifest.name, "window": window, **options}
+    task = folder / f"{name}.yaml"
+    _write_atomic(task, yaml.safe_dump(spec, sort_keys=False))
+    return task
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, then rename, so readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    """Non-blank stripped lines with their 1-based numbers; a missing file is named in the error."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    return [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def magnatagatune(root: Path) -> list[dict]:
+    """MagnaTagATune with the common (musicnn / MARBLE) split; use it with ``top_k=50``.
+
+    Reads ``annotations_final.csv`` (tab-separated, ``clip_id``, 0/1 tag columns, ``mp3_path``
+    last) and per split ``<split>.npy`` (strings ``"<index>\\t<mp3_path>"``) or, failing that,
+    ``<split>.txt`` (one ``mp3_path`` per line, optionally also ``<index>\\t`` prefixed).
+    Labels are the tags marked 1; paths are ``root/mp3/<mp3_path>``.
+    """
+    root = Path(root)
+    annotations = root / "annotations_final.csv"
+    try:
+        with annotations.open(newline="") as f:
+            table = [row for row in csv.reader(f, delimiter="\t") if row]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{annotations}: file not found") from None
+    if not table or table[0][0] != "clip_id" or table[0][-1] != "mp3_path":
+        raise ValueError(f"{annotations}: expected a tab-separated header 'clip_id ... mp3_path'")
+    tags = table[0][1:-1]
+    labels: dict[str, list[str]] = {}
+    for n, row in enumerate(table[1:], start=2):
+        if len(row) != len(tags) + 2 or any(v not in ("0", "1") for v in row[1:-1]):
+            raise ValueError(f"{annotations}:{n}: expected {len(tags)} 0/1 tag columns and an mp3_path")
+        labels[row[-1]] = [tag for tag, v in zip(tags, row[1:-1]) if v == "1"]
+    rows = []
+    for split in SPLITS:
+        source, entries = _mtat_split(root, split)
+        for n, entry in entries:
+            mp3 = entry.split("\t")[-1].strip()
+            if mp3 not in labels:
+                raise ValueError(f"{source}:{n}: {mp3!r} is not in {annotations.name}")
+            rows.append({"path": str(root / "mp3" / mp3), "split": split, "labels": labels[mp3]})
+    return rows
+
+
+def _mtat_split(root: Path, split: str) -> tuple[Path, list[tuple[int, str]]]:
+    """Entries of one MTAT split from ``<split>.npy`` or ``<split>.txt``, numbered from 1."""
+    npy, txt = root / f"{split}.npy", root / f"{split}.txt"
+    if npy.exists():
+        try:
+            array = np.load(npy)  # never allow_pickle: a split list must not run code
+        except ValueError:
+            raise ValueError(f"{npy}: holds pickled objects, which melos does not load; save the split as "
+                             f"{txt.name} with one mp3 path per line") from None
+        return npy, [(n, str(e)) for n, e in enumerate(array.reshape(-1).tolist(), start=1)]
+    if txt.exists():
+        return txt, _read_lines(txt)
+    raise FileNotFoundError(f"{npy}: file not found (nor {txt.name})")
+
+
+def gtzan(root: Path) -> list[dict]:
+    """GTZAN with the fault-filtered split (``<split>_filtered.txt``, lines ``genre/genre.00000.wav``).
+
+    Paths are ``root/genres/<line>``; the label is the genre folder name.
+    """
+    root = Path(root)
+    rows = []
+    for split in SPLITS:
+        source = root / f"{split}_filtered.txt"
+        for n, line in _read_lines(source):
+            genre, sep, rest = line.partition("/")
+            if not sep or not genre or not rest:
+                raise ValueError(f"{source}:{n}: expected 'genre/file.wav', got {line!r}")
+            rows.append({"path": str(root / "genres" / line), "split": split, "labels": genre})
+    return rows
+
+
+def normalise_key(text: str) -> str:
+    """Map a key name such as ``"Eb major"`` or ``"c# MINOR"`` to mir_eval spelling (``"D# major"``)."""
+    parts = text.split()
+    if len(parts) != 2 or parts[1].lower() not in ("major", "minor"):
+        raise ValueError(f"unknown key {text!r}")
+    tonic, mode = parts[0].replace("♯", "#").replace("♭", "b"), parts[1].lower()
+    letter, accidentals = tonic[:1].upper(), tonic[1:]
+    if letter not in _PITCH_CLASS or any(a not in "#b" for a in accidentals):
+        raise ValueError(f"unknown key {text!r}")
+    pitch = (_PITCH_CLASS[letter] + accidentals.count("#") - accidentals.count("b")) % 12
+    return f"{_SHARPS[pitch]} {mode}"
+
+
+def _giantsteps_items(root: Path) -> list[tuple[str, str]]:
+    """(audio path, key) per ``annotations/key/<id>.key`` in a GiantSteps-style folder, sorted by id."""
+    folder = root / "annotations" / "key"
+    files = sorted(folder.glob("*.key"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no .key annotation files found")
+    items = []
+    for file in files:
+        text = file.read_text().strip()
+        try:
+            key = normalise_key(text)
+        except ValueError:
+            raise ValueError(f"{file}: unknown key {text!r}; expected e.g. 'C# minor' or 'Eb major'") from None
+        items.append((str(root / "audio" / f"{file.stem}.mp3"), key))
+    return items
+
+
+def giantsteps_key(
+    root: Path, valid_fraction: float = 0.1, seed: int = 0, test_fraction: float = 0.2
+) -> list[dict]:
+    """GiantSteps key (``audio/<id>.LOFI.mp3``, ``annotations/key/<id>.LOFI.key``), keys in mir_eval spelling.
+
+    Standard protocol: GiantSteps key is the test set and GiantSteps-MTG key, if found with the
+    same layout under ``root/mtg``, is shuffled by `seed` into train and `valid_fraction` valid.
+    Without ``root/mtg`` the GiantSteps files themselves are shuffled by `seed` into test
+    (`test_fraction`), valid (`valid_fraction`) and train (the rest), so scores are not
+    comparable with the published protocol.
+    """
+    root = Path(root)
+    items = _giantsteps_items(root)
+    mtg = root / "mtg"
+    rng = random.Random(seed)
+    if mtg.is_dir():
+        test, pool = items, _giantsteps_items(mtg)
+        rng.shuffle(pool)
+    else:
+        rng.shuffle(items)
+        n_test = round(len(items) * test_fraction)
+        test, pool = items[:n_test], items[n_test:]
+    n_valid = round(len(pool) * valid_fraction)
+    splits = {"test": test, "valid": pool[:n_valid], "train": pool[n_valid:]}
+    return [
+        {"path": path, "split": split, "labels": key}
+        for split in SPLITS
+        for path, key in sorted(splits[split])
+    ]
+
+
+def nsynth(root: Path, target: str = "instrument") -> list[dict]:
+    """NSynth (``nsynth-<split>/examples.json`` and ``audio/<note_id>.wav``), sorted by note id.
+
+    `target` ``"instrument"`` labels each note with ``instrument_family_str``; ``"pitch"`` with
+    its MIDI pitch as a string, so both are multiclass tasks.
+    """
+    field = {"instrument": "instrument_family_str", "pitch": "pitch"}.get(target)
+    if field is None:
+        raise ValueError(f"target must be 'instrument' or 'pitch', got {target!r}")
+    root = Path(root)
+    rows = []
+    for split in SPLITS:
+        folder = root / f"nsynth-{split}"
+        source = folder / "examples.json"
+        try:
+            examples = json.loads(source.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{source}: file not found") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{source}: invalid JSON ({err})") from None
+        if not isinstance(examples, dict):
+            raise ValueError(f"{source}: expected an object mapping note ids to examples")
+        for note_id in sorted(examples):
+            example = examples[note_id]
+            if not isinstance(example, dict) or field not in example:
+                raise ValueError(f"{source}: example {note_id!r} has no {field!r}")
+            path = folder / "audio" / f"{note_id}.wav"
+            rows.append({"path": str(path), "split": split, "labels": str(example[field])})
+    return rows
