@@ -2,31 +2,10 @@
 
 import json
 
-import numpy as np
-import soundfile as sf
-
 from melos.cli import main
 
 
-def tone_task(tmp_path, kind):
-    """Low vs high tones: the label is audible, so a probe must beat chance."""
-    rng = np.random.default_rng(0)
-    t = np.arange(24000) / 24000
-    rows = []
-    for split, n in (("train", 16), ("valid", 6), ("test", 6)):
-        for i in range(n):
-            high = i % 2 == 1
-            freq = rng.uniform(1500, 3000) if high else rng.uniform(80, 200)
-            path = tmp_path / f"{kind}-{split}{i}.wav"
-            sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 24000)
-            label = ("high" if high else "low") if kind == "multiclass" else (["high", "bright"] if high else ["low"])
-            rows.append({"path": path.name, "split": split, "labels": label})
-    (tmp_path / f"{kind}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    (tmp_path / f"{kind}.yaml").write_text(f"name: tones-{kind}\ntype: {kind}\nmanifest: {kind}.jsonl\nwindow: 1\n")
-    return tmp_path / f"{kind}.yaml"
-
-
-def test_probe_cli(tmp_path, capsys):
+def test_probe_cli(tmp_path, capsys, tone_task):
     tasks = [tone_task(tmp_path, "multiclass"), tone_task(tmp_path, "multilabel")]
     args = ["probe", "--model", "mert-tiny", "--out", str(tmp_path / "results"), "--cache", str(tmp_path / "cache"),
             "--seeds", "2", "--epochs", "8", "--no-progress"]

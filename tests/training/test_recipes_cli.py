@@ -80,3 +80,15 @@ def test_pretrain_then_two_stage_adaptation(tmp_path, capsys):
     assert main(["adapt", "--recipe", str(RECIPES / "culturemert-tiny.yaml"), "--from", str(official),
                  "--data", str(makam), "--out", str(tmp_path / "noreplay")]) == 2
     assert "--replay" in capsys.readouterr().err
+
+
+def test_monitor_probes_during_training(tmp_path, tone_task):
+    task = tone_task(tmp_path, "multiclass")
+    data = write_corpus(tmp_path / "music", "music", 2, 0)
+    assert main(["pretrain", "--recipe", str(RECIPES / "mert-tiny-pretrain.yaml"), "--data", str(data),
+                 "--out", str(tmp_path / "run"), "--set", f"monitor.task={task}", "--set", "monitor.every=2",
+                 "--set", "monitor.epochs=3", "--no-progress"]) == 0
+    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    key = "monitor/tones-multiclass/accuracy"
+    assert [key in r for r in rows] == [False, True, False, True]
+    assert all(0.0 <= r[key] <= 1.0 for r in rows if key in r)

@@ -39,6 +39,16 @@ class ObjectiveSpec:
 
 
 @dataclass
+class MonitorSpec:
+    """Probe `task` every `every` optimizer steps (features from the current encoder, a small grid)."""
+
+    task: str
+    every: int = 100
+    epochs: int = 20
+    seeds: int = 1
+
+
+@dataclass
 class RecipeStage(Stage):
     replay_fraction: float = 0.0
     hours: float | None = None  # train on a random subset of about this many hours
@@ -55,6 +65,7 @@ class Recipe:
     # Official checkpoints ship no pre-training heads: when they are created fresh, the first
     # stage trains all of them (with the CNN) instead of only the codeword embeddings.
     train_fresh_heads: bool = True
+    monitor: MonitorSpec | None = None
     precision: str = "float32"  # or "bfloat16" (autocast) / "float16" (autocast + GradScaler)
     seed: int = 0
     checkpoint_every: int = 100

@@ -26,7 +26,7 @@ from ..objectives.mert_loss import MERTHeads
 from ..objectives.mert_objective import MERTObjective, MERTObjectiveConfig
 from ..teachers.cqt import CQT
 from ..teachers.encodec_tokens import EncodecTokenizer
-from .recipe import Recipe, RecipeStage
+from .recipe import MonitorSpec, Recipe, RecipeStage
 from .trainer import Stage, Trainer
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,26 @@ def save_stage(encoder: MERTEncoder, heads: MERTHeads, directory: Path) -> None:
     tmp = directory / f".{HEADS}.tmp"
     save_file({k: v.detach().contiguous() for k, v in heads.state_dict().items()}, tmp)
     tmp.rename(directory / HEADS)
+
+
+def make_monitor(spec: MonitorSpec, encoder: MERTEncoder, device: str):
+    """A callable that probes the encoder as it is now on `spec.task`; returns the test score."""
+    import tempfile
+
+    from ..evaluation.features import extract_features
+    from ..evaluation.probe import ProbeConfig
+    from ..evaluation.protocol import probe_task
+    from ..evaluation.tasks import load_task
+
+    task = load_task(Path(spec.task).expanduser())
+
+    def monitor() -> dict[str, float]:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder, _ = extract_features(encoder, task, tmp, device=device, progress=False)
+            run = probe_task(folder, task, ProbeConfig(task.type, max_epochs=spec.epochs), seeds=spec.seeds)
+        return {f"monitor/{task.name}/{run['primary']}": run["test"][run["primary"]]["mean"]}
+
+    return monitor
 
 
 def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = None,
@@ -102,8 +122,10 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
         save_stage(encoder, heads, directory)
         log.info("stage %s done: %s", stage.name, directory)
 
+    monitor = make_monitor(recipe.monitor, encoder, device) if recipe.monitor else None
     Trainer(objective, batches, stages, out, seed=recipe.seed, checkpoint_every=recipe.checkpoint_every,
-            device=device, precision=recipe.precision, progress=progress, on_stage_end=on_stage_end).run()
+            device=device, precision=recipe.precision, progress=progress, on_stage_end=on_stage_end,
+            monitor=monitor, monitor_every=recipe.monitor.every if recipe.monitor else 0).run()
     final = out / "final"
     if dist.is_initialized() and dist.get_rank() != 0:
         return final

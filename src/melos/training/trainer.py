@@ -71,7 +71,8 @@ class Trainer:
     def __init__(self, objective: nn.Module, batches: Callable[[Stage], Batches], stages: list[Stage],
                  out_dir: str | Path, *, seed: int = 0, checkpoint_every: int = 100, max_bad_steps: int = 10,
                  device: str = "cpu", precision: str = "float32", progress: bool = True,
-                 on_stage_end: Callable[[Stage, Path], None] | None = None):
+                 on_stage_end: Callable[[Stage, Path], None] | None = None,
+                 monitor: Callable[[], dict[str, float]] | None = None, monitor_every: int = 0):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.objective, self.batches, self.stages = objective, batches, stages
@@ -79,6 +80,8 @@ class Trainer:
         self.checkpoint_every, self.max_bad_steps = checkpoint_every, max_bad_steps
         self.device, self.precision, self.progress = torch.device(device), precision, progress
         self.on_stage_end = on_stage_end
+        # e.g. a small probe on a Western task every N steps, to watch the "stability gap"
+        self.monitor, self.monitor_every = monitor, monitor_every
         self.checkpoint = self.out_dir / "checkpoints" / "last.pt"
         self.bad_in_a_row = 0
         # Distributed data parallel (torchrun): each process takes its slice of every global batch.
@@ -136,6 +139,9 @@ class Trainer:
                         model = DistributedDataParallel(self.objective, find_unused_parameters=True)
                     while step < stage.steps:
                         row = self._step(index, stage, step, params, optimizer, batcher, model)
+                        if self.monitor and self.monitor_every and (step + 1) % self.monitor_every == 0 and self.main:
+                            row.update(self.monitor())
+                            self.objective.train()
                         metrics_file.write(json.dumps(row) + "\n")
                         metrics_file.flush()
                         for key, value in row.items():
