@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 
 from .embedding import Embeddings, embed
 from .models import load_encoder
@@ -35,6 +36,7 @@ def write_test_audio(folder: Path, seconds: float = 4.0, seed: int = 0) -> list[
 def quickstart(out: str | Path = "runs/quickstart") -> None:
     out = Path(out)
     print(f"melos quickstart -> {out}/")
+    torch.manual_seed(0)  # the same random encoder, so reruns print the same numbers
     paths = write_test_audio(out / "audio")
     print(f"1. wrote {len(paths)} test clips of 4 s at {SAMPLE_RATE} Hz to {out / 'audio'}")
     load_encoder("mert-tiny").save_pretrained(out / "model")
