@@ -39,3 +39,12 @@ def test_cli_scan(tmp_path, capsys):
     assert main(["data", "scan", str(tmp_path), "--out", str(tmp_path / "m.jsonl"), "--no-progress"]) == 0
     assert "1 files" in capsys.readouterr().out
     assert read_manifest(tmp_path / "m.jsonl")[0].duration == pytest.approx(0.1)
+
+
+def test_missing_manifest_and_empty_folder_explain_themselves(tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match="nope.jsonl: manifest not found"):
+        read_manifest(tmp_path / "nope.jsonl")
+    (tmp_path / "empty").mkdir()
+    assert main(["embed", "--model", "mert-tiny", "--input", str(tmp_path / "empty"), "--out",
+                 str(tmp_path / "out"), "--no-progress"]) == 2
+    assert "no audio files in this folder" in capsys.readouterr().err

@@ -73,7 +73,11 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
     path = Path(path)
     names = {f.name for f in fields(ManifestRow)}
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: manifest not found") from None
+    for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:

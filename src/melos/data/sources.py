@@ -33,6 +33,9 @@ def list_sources(input: str | Path) -> list[AudioSource]:
         raise FileNotFoundError(f"{input}: no such file or folder")
     if input.is_dir():
         files = sorted(p for p in input.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        if not files:
+            raise FileNotFoundError(f"{input}: no audio files in this folder "
+                                    f"(looked for {', '.join(sorted(AUDIO_EXTENSIONS))})")
         return [AudioSource(p, p.relative_to(input).as_posix()) for p in files]
     if input.suffix.lower() == ".jsonl":
         return _read_manifest(input)
