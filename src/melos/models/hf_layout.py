@@ -64,17 +64,27 @@ def read_state_dict(directory: Path) -> tuple[dict[str, torch.Tensor], Path]:
     raise CheckpointError(f"{directory}: no weights found (expected {SAFETENSORS} or {PYTORCH_BIN})")
 
 
+def common_prefix(keys: list[str]) -> str:
+    """The wrapper prefix every key carries (`module.` from DDP, `model.` from Lightning), or ''."""
+    for prefix in ("module.", "model."):
+        if keys and all(k.startswith(prefix) for k in keys):
+            return prefix
+    return ""
+
+
+def canonical_key(key: str, prefix: str = "") -> str:
+    """One tensor name in the checkpoint spelling: prefix dropped, weight norm as weight_g/weight_v."""
+    key = key[len(prefix):]
+    for old, new in _KEY_SPELLINGS.items():
+        if key.endswith(old):
+            key = key[: -len(old)] + new
+    return key
+
+
 def normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Canonical key spelling: `weight_g`/`weight_v` for weight norm, no DDP `module.` prefix."""
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    out = {}
-    for key, value in state.items():
-        for old, new in _KEY_SPELLINGS.items():
-            if key.endswith(old):
-                key = key[: -len(old)] + new
-        out[key] = value
-    return out
+    """Canonical key spelling for a whole state dict (see `canonical_key`)."""
+    prefix = common_prefix(list(state))
+    return {canonical_key(k, prefix): v for k, v in state.items()}
 
 
 def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
@@ -114,11 +124,11 @@ def load_mert(directory: Path, config: dict[str, Any]) -> MERTEncoder:
     state, file = read_state_dict(directory)
     model = model.to_empty(device="cpu")
     load_state_dict_strict(model, normalize_keys(state), file)
-    model.code_files = {p.name: p.read_text() for p in _custom_code_files(directory, config)}
+    model.code_files = {p.name: p.read_text() for p in custom_code_files(directory, config)}
     return model.eval()
 
 
-def _custom_code_files(directory: Path, config: dict[str, Any]) -> list[Path]:
+def custom_code_files(directory: Path, config: dict[str, Any]) -> list[Path]:
     """The .py files that the config's auto_map points at (MERT's configuration/modeling code)."""
     modules = {ref.split(".")[0] for ref in config.get("auto_map", {}).values() if isinstance(ref, str)}
     return [directory / f"{m}.py" for m in sorted(modules) if (directory / f"{m}.py").is_file()]
@@ -151,14 +161,14 @@ def save_pretrained(model: MERTEncoder, path: str | Path, *, pytorch_bin: bool =
             torch.save(state, tmp / PYTORCH_BIN)
         for name, text in getattr(model, "code_files", {}).items():
             (tmp / name).write_text(text)
-        _replace_dir(tmp, path)
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 
 
-def _replace_dir(new: Path, target: Path) -> None:
+def replace_dir(new: Path, target: Path) -> None:
     """Move `new` to `target`; an existing target is swapped out first and removed only after."""
     if target.exists():
         old = target.with_name(f".{target.name}.{os.getpid()}.old")
