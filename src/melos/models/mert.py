@@ -123,6 +123,8 @@ class MERTEncoder(Encoder):
         self.feature_grad_mult = 1.0
         # Custom-code files (MERT's modeling_MERT.py, ...) of the source checkpoint, saved alongside.
         self.code_files: dict[str, str] = {}
+        if next(self.parameters()).is_meta:  # built to receive checkpoint weights: no init
+            return
         self.apply(_init_weights)
         if hasattr(self, "masked_spec_embed"):
             nn.init.uniform_(self.masked_spec_embed)
