@@ -14,6 +14,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -103,7 +104,7 @@ def open_inputs(base: str | Path, models: list[str | Path]) -> list[LazyCheckpoi
 def task_vectors(inputs: list[LazyCheckpoint], name: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The base tensor `name` and every model's task vector for it, in float32."""
     base = inputs[0].read(name).float()
-    return base, [methods.task_vector(base, m.read(name).float()) for m in inputs[1:]]
+    return base, [methods.task_vector(base, m.read(name)) for m in inputs[1:]]
 
 
 def _combined(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -156,6 +157,8 @@ def merge(base: str | Path, models: list[str | Path], spec: MergeSpec, out: str 
     ref = inputs[0]
     floating = [n for n in ref.shapes if ref.dtypes[n].is_floating_point]
     merge_names = [n for n in floating if selected(n, spec.include, spec.exclude)]
+    # hash the inputs on another thread while merging (hashlib releases the GIL)
+    hashes = ThreadPoolExecutor(1).submit(lambda: [sha256(c.file) for c in inputs])
     merger = _Merger(inputs, spec, merge_names)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
@@ -186,8 +189,8 @@ def merge(base: str | Path, models: list[str | Path], spec: MergeSpec, out: str 
                 shutil.copy2(file, tmp / file.name)
         record = {
             "melos_version": __version__, "method": spec.method, "params": asdict(spec), "seed": spec.seed,
-            "base": {"path": str(ref.file), "sha256": sha256(ref.file)},
-            "models": [{"path": str(m.file), "sha256": sha256(m.file)} for m in inputs[1:]],
+            "base": {"path": str(ref.file), "sha256": hashes.result()[0]},
+            "models": [{"path": str(m.file), "sha256": h} for m, h in zip(inputs[1:], hashes.result()[1:])],
             "merged_tensors": len(merge_names), "copied_tensors": len(ref.shapes) - len(merge_names),
             "zero_task_vector_groups": {str(m.file): sorted(g for g, f in changed.items() if not f[i])
                                         for i, m in enumerate(inputs[1:])},

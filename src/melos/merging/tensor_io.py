@@ -69,6 +69,7 @@ class LazyCheckpoint:
         self.dtypes = {c: meta[s][1] for c, s in self.names.items()}
 
     def read(self, name: str) -> torch.Tensor:
+        """Tensor `name` (canonical spelling)."""
         stored = self.names[name]
         try:
             if self._state is not None:

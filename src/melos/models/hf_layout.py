@@ -104,7 +104,9 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
     if problems:
         raise CheckpointError(f"{source}: does not match the model described by its config.json — "
                               + " | ".join(problems))
-    model.load_state_dict(state, strict=True)
+    # assign: a meta-device model takes the checkpoint's tensors (in the model's dtype) without a
+    # second copy of the weights
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True, assign=True)
 
 
 def load_mert(directory: Path, config: dict[str, Any]) -> MERTEncoder:
@@ -122,8 +124,7 @@ def load_mert(directory: Path, config: dict[str, Any]) -> MERTEncoder:
     with torch.device("meta"):
         model = MERTEncoder(mert_config)
     state, file = read_state_dict(directory)
-    model = model.to_empty(device="cpu")
-    load_state_dict_strict(model, normalize_keys(state), file)
+    load_state_dict_strict(model, normalize_keys(state), file)  # the meta model takes the loaded tensors
     model.code_files = {p.name: p.read_text() for p in custom_code_files(directory, config)}
     return model.eval()
 
