@@ -1,18 +1,63 @@
-"""The built-in quickstart runs end to end and leaves what it announces."""
+"""The quickstart, scaled down: the same end-to-end run, its outputs and its resume."""
+
+import json
 
 import pytest
 
 from melos.cli import main
-from melos.embedding import read_index
+from melos.quickstart.report import expectations
+
+# Fewer and shorter clips, fewer steps and probe epochs than recipes/quickstart.yaml.
+FAST = ["corpus.clips=24", "corpus.seconds=2.0", "pretrain.stages.0.steps=20", "adapt.stages.0.steps=4",
+        "adapt.stages.1.steps=8", "probe.seeds=1", "probe.epochs=5", "lambdas=[0.2,1.0]"]
 
 
-def test_quickstart_runs(tmp_path, capsys):
-    assert main(["quickstart", "--out", str(tmp_path / "qs")]) == 0
-    out = capsys.readouterr().out
-    assert "embedded 3 files" in out and "0 failed" in out
-    rows = read_index(tmp_path / "qs" / "embeddings" / "index.jsonl")
-    assert len(rows) == 3 and all(r.status == "ok" and r.n_windows == 2 for r in rows.values())
-    assert (tmp_path / "qs" / "model" / "config.json").is_file()
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qs") / "quickstart"
+    args = ["quickstart", "--out", str(out), "--no-progress"] + [a for o in FAST for a in ("--set", o)]
+    assert main(args) == 0
+    return out, args
+
+
+def test_quickstart_results_cover_every_model_and_task(quickstart_run):
+    out, _ = quickstart_run
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["models"]) == {"western", "makam", "raga", "greek", "multi", "ta-0.2", "ta-1"}
+    for tasks in results["models"].values():
+        assert set(tasks) == {"western", "makam", "raga", "greek"}
+        for metrics in tasks.values():
+            assert {"roc_auc", "ap"} <= set(metrics)
+            assert 0 <= metrics["roc_auc"]["mean"] <= 1 and metrics["roc_auc"]["std"] >= 0
+    assert len(expectations(results)) == 7
+
+
+def test_expectations_read_the_effect_from_results():
+    def results(own, multi_other, multi_western):
+        auc = {m: {t: {"roc_auc": {"mean": 0.7, "std": 0.0}} for t in ("western", "makam", "raga", "greek")}
+               for m in ("western", "makam", "raga", "greek", "multi")}
+        for t in ("makam", "raga", "greek"):
+            auc[t][t]["roc_auc"]["mean"] = own
+            auc["multi"][t]["roc_auc"]["mean"] = multi_other
+        auc["multi"]["western"]["roc_auc"]["mean"] = multi_western
+        return {"models": auc}
+
+    assert all(ok for _, ok in expectations(results(0.8, 0.75, 0.69)))
+    assert [ok for _, ok in expectations(results(0.6, 0.75, 0.69))][:3] == [False] * 3
+    assert not expectations(results(0.8, 0.75, 0.67))[-1][1]  # multi lost 0.03 on western
+
+
+def test_quickstart_report_and_resume(quickstart_run, capsys):
+    out, args = quickstart_run
+    report = (out / "report.md").read_text()
+    for figure in ("figures/heatmap.png", "figures/lambda.png", "figures/tokens.png", "figures/training.png",
+                   "figures/layers_makam.png", "similarity/similarity.png"):
+        assert figure in report and (out / figure).stat().st_size > 0, figure
+    assert "| western |" in report and "±" in report
+    capsys.readouterr()
+    assert main(args) == 0  # a rerun finds every step done
+    printed = capsys.readouterr().out
+    assert printed.count("already done, skipped") == 6 and "report:" in printed
 
 
 def test_top_level_help_lists_commands(capsys):
@@ -20,4 +65,4 @@ def test_top_level_help_lists_commands(capsys):
         main(["--help"])
     assert exit_.value.code == 0
     help_text = capsys.readouterr().out
-    assert "embed" in help_text and "quickstart" in help_text
+    assert "embed" in help_text and "quickstart" in help_text and "merge" in help_text

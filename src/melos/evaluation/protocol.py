@@ -24,7 +24,7 @@ def task_metrics(task: Task, outputs: torch.Tensor, targets: torch.Tensor) -> di
         auc, _ = M.roc_auc_macro(outputs, targets)
         ap, _ = M.average_precision_macro(outputs, targets)
         micro, macro = M.f1_at_threshold(outputs, targets)
-        return {"roc_auc": auc, "average_precision": ap, "micro_f1": micro, "macro_f1": macro}
+        return {"roc_auc": auc, "ap": ap, "micro_f1": micro, "macro_f1": macro}
     if task.type == "multiclass":
         return {"accuracy": M.accuracy(outputs, targets), "macro_accuracy": M.macro_accuracy(outputs, targets)}
     if task.type == "key":
@@ -97,7 +97,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def run_probes(models: list[str], tasks: list[Task], out: str | Path, cache: str | Path, config_for:
-               Callable[[Task], ProbeConfig], seeds: int, device: str = "cpu", progress: bool = True) -> dict:
+               Callable[[Task], ProbeConfig], seeds: int, device: str = "cpu", progress: bool = True,
+               lrs: tuple[float, ...] = LEARNING_RATES) -> dict:
     """Features (cached) + probes for every model x task; writes results.json and results.md."""
     from .features import extract_features
 
@@ -107,7 +108,7 @@ def run_probes(models: list[str], tasks: list[Task], out: str | Path, cache: str
     for model in models:
         for task in tasks:
             folder, _ = extract_features(model, task, cache, device=device, progress=progress)
-            run = probe_task(folder, task, config_for(task), seeds)
+            run = probe_task(folder, task, config_for(task), seeds, lrs)
             results["runs"].setdefault(model, {})[task.name] = run
             results["summary"].setdefault(model, {})[task.name] = run["test"]
     write_atomic(out / "results.json", json.dumps(results, indent=2))

@@ -73,6 +73,11 @@ class Recipe:
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     """Read a recipe YAML file, apply `key.path=value` overrides, and type-check everything."""
+    return load_typed(path, Recipe, overrides)
+
+
+def load_typed(path: str | Path, cls: type, overrides: list[str] = ()) -> Any:
+    """A YAML file as dataclass `cls`, after `key.path=value` overrides; every field type-checked."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -85,7 +90,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
         if not sep:
             raise ValueError(f"override {item!r}: expected key.path=value")
         _set(data, key.split("."), yaml.safe_load(value), item)
-    return _build(Recipe, data, str(path))
+    return build(cls, data, str(path))
 
 
 def _set(data: Any, keys: list[str], value: Any, item: str) -> None:
@@ -103,7 +108,8 @@ def _set(data: Any, keys: list[str], value: Any, item: str) -> None:
             data = data.setdefault(key, {}) if isinstance(data, dict) else data[key]
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
+def build(cls: type, data: Any, where: str) -> Any:
+    """Dataclass `cls` from parsed YAML; unknown keys and wrong types are errors naming `where`."""
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping for {cls.__name__}, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -122,7 +128,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             return None
         return _convert(next(a for a in args if a is not type(None)), value, where)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
+        return build(hint, value, where)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{where}: expected a list, got {value!r}")

@@ -1,0 +1,153 @@
+"""`melos quickstart`: the CultureMERT experiment end to end at toy scale, on a laptop CPU.
+
+    1 corpus     synthetic music of four traditions (western, makam, raga, greek), labelled
+    2 pretrain   a small MERT encoder from scratch on western only (the "MERT-v1" of this world)
+    3 adapt      two-stage continual pre-training to each other tradition, and to all of them
+                 (stage 1: CNN + codewords with 20% western replay; stage 2: everything)
+    4 merge      task arithmetic of the single-tradition models at several lambdas; task-vector
+                 similarity
+    5 tokens     how differently a frozen teacher tokenises each tradition (JSD, cosine)
+    6 probe      every model on every tradition's tagging task (mode + metre + instruments)
+    7 report     report.md, results.json and the plots
+
+Every step leaves its outputs under OUT and is skipped when they are already there, so a rerun
+resumes (training itself resumes from its last checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..data.synth import TRADITIONS, write_corpus
+from ..evaluation.probe import ProbeConfig
+from ..evaluation.protocol import run_probes, write_atomic
+from ..evaluation.tasks import load_task
+from ..training.recipe import load_typed
+from .config import QuickstartConfig
+
+WESTERN = "western"
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> QuickstartConfig:
+    return load_typed(path, QuickstartConfig, overrides)
+
+
+class Steps:
+    """Runs named steps once, times them, and remembers what was skipped."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+
+    def run(self, name: str, done: bool, fn) -> None:
+        if done:
+            print(f"[{name}] already done, skipped")
+            self.times[name] = 0.0
+            return
+        print(f"[{name}] ...", flush=True)
+        start = time.perf_counter()
+        fn()
+        self.times[name] = time.perf_counter() - start
+        print(f"[{name}] done in {self.times[name]:.0f} s", flush=True)
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def prepare_data(corpus_manifest: Path, out: Path) -> dict[str, Path]:
+    """Training manifests (train split) per tradition and for all non-western ones, and one
+    multi-label tagging task per tradition (labels: mode + metre + instruments, all splits)."""
+    rows = [json.loads(line) for line in corpus_manifest.read_text().splitlines() if line.strip()]
+    for row in rows:
+        row["path"] = str((corpus_manifest.parent / row["path"]).resolve())
+    data = out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for tradition in TRADITIONS:
+        mine = [r for r in rows if r["culture"] == tradition]
+        _write_jsonl(data / f"train-{tradition}.jsonl", [r for r in mine if r["split"] == "train"])
+        _write_jsonl(data / f"task-{tradition}.jsonl",
+                     [{"path": r["path"], "split": r["split"], "labels": r["labels"]} for r in mine])
+        (data / f"{tradition}.yaml").write_text(
+            f"name: {tradition}\ntype: multilabel\nmanifest: task-{tradition}.jsonl\nwindow: 5\ntop_k: 64\n")
+        paths[tradition] = data / f"train-{tradition}.jsonl"
+    _write_jsonl(data / "train-multi.jsonl",
+                 [r for r in rows if r["culture"] != WESTERN and r["split"] == "train"])
+    paths["multi"] = data / "train-multi.jsonl"
+    return paths
+
+
+def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path = "quickstart",
+               overrides: list[str] = (), progress: bool = True) -> dict:
+    """Run every step (skipping finished ones); returns results.json's content."""
+    from ..merging import MergeSpec, merge
+    from ..merging.similarity import task_vector_similarity, write_similarity
+    from ..training.run import train
+    from .report import token_similarity, write_report
+
+    cfg = load_config(config, list(overrides))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = Steps()
+    others = [t for t in TRADITIONS if t != WESTERN]
+    runs = out / "runs"
+    final = {name: runs / name / "final" for name in [WESTERN, *others, "multi"]}
+    corpus = out / "corpus"
+
+    steps.run("1 corpus", (corpus / "manifest.jsonl").is_file(), lambda: write_corpus(
+        corpus, cfg.corpus.clips, cfg.corpus.seconds, cfg.corpus.seed, progress=progress))
+    data = prepare_data(corpus / "manifest.jsonl", out)
+
+    steps.run("2 pretrain western", (final[WESTERN] / "config.json").is_file(), lambda: train(
+        cfg.pretrain, data[WESTERN], runs / WESTERN, progress=progress))
+
+    def adapt() -> None:
+        for name in [*others, "multi"]:
+            if not (final[name] / "config.json").is_file():
+                print(f"  adapting to {name}")
+                train(cfg.adapt, data[name], runs / name, init=str(final[WESTERN]), replay=data[WESTERN],
+                      progress=progress)
+
+    steps.run("3 adapt", all((final[n] / "config.json").is_file() for n in [*others, "multi"]), adapt)
+
+    merged = {f"ta-{lam:g}": out / "merged" / f"ta-{lam:g}" for lam in cfg.lambdas}
+
+    def merge_all() -> None:
+        for lam, (name, folder) in zip(cfg.lambdas, merged.items()):
+            if not (folder / "merge.json").is_file():
+                merge(final[WESTERN], [final[t] for t in others], MergeSpec(weights=[lam]), folder, progress=False)
+        write_similarity(task_vector_similarity(final[WESTERN], [final[t] for t in others], progress=False),
+                         out / "similarity")
+
+    steps.run("4 merge", (out / "similarity" / "similarity.json").is_file()
+              and all((f / "merge.json").is_file() for f in merged.values()), merge_all)
+
+    steps.run("5 tokens", (out / "tokens.json").is_file(), lambda: write_atomic(
+        out / "tokens.json", json.dumps(token_similarity(out / "data", cfg.adapt.seed), indent=2)))
+
+    models = {WESTERN: final[WESTERN], **{t: final[t] for t in others}, "multi": final["multi"], **merged}
+    tasks = [load_task(out / "data" / f"{t}.yaml") for t in TRADITIONS]
+    probe = cfg.probe
+
+    def probe_all() -> None:
+        run_probes([str(p) for p in models.values()], tasks, out / "probe", out / "cache",
+                   lambda task: ProbeConfig(task.type, dropout=probe.dropout, max_epochs=probe.epochs),
+                   probe.seeds, progress=progress, lrs=tuple(probe.learning_rates))
+
+    steps.run("6 probe", (out / "probe" / "results.json").is_file(), probe_all)
+
+    probed = json.loads((out / "probe" / "results.json").read_text())
+    by_name = {name: str(path) for name, path in models.items()}
+    runs_by_name = {name: probed["runs"][path] for name, path in by_name.items()}
+    results = {"models": {name: {task: run["test"] for task, run in tasks_.items()}
+                          for name, tasks_ in runs_by_name.items()}}
+    write_atomic(out / "results.json", json.dumps(results, indent=2))
+    start = time.perf_counter()
+    table = write_report(out, results, runs_by_name, cfg, steps.times)
+    steps.times["7 report"] = time.perf_counter() - start
+    print(table)
+    print("time per step: " + ", ".join(f"{k} {v:.0f} s" for k, v in steps.times.items()))
+    print(f"report: {out / 'report.md'}; numbers: {out / 'results.json'}")
+    return results

@@ -1,0 +1,175 @@
+"""The quickstart's report: report.md with the tables and the plots the CultureMERT paper shows,
+every figure computed by this run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..audio import load
+from ..data.synth import TRADITIONS
+from ..evaluation.protocol import markdown_table, write_atomic
+from ..evaluation.report import write_report as write_probe_report
+from ..evaluation.token_similarity import corpus_similarity, token_histogram
+from ..teachers.encodec_tokens import EncodecTokenizer
+from .config import QuickstartConfig
+
+WESTERN = "western"
+
+
+def token_similarity(data: Path, seed: int, max_clips: int = 40) -> dict:
+    """JSD and cosine distance between traditions of the (frozen, tiny) EnCodec teacher's tokens,
+    on up to `max_clips` training clips each."""
+    teacher = EncodecTokenizer.tiny(seed)
+    histograms = {}
+    for tradition in TRADITIONS:
+        rows = [json.loads(line) for line in (data / f"train-{tradition}.jsonl").read_text().splitlines()]
+        clips = [load(r["path"], teacher.sample_rate)[None] for r in rows[:max_clips]]
+        histograms[tradition] = token_histogram(teacher, clips, teacher.codebook_size)
+    return corpus_similarity(histograms)
+
+
+def expectations(results: dict) -> list[tuple[str, bool]]:
+    """The effect the quickstart should show, on mean test ROC-AUC (also the test's assertion)."""
+    auc = {m: {t: v["roc_auc"]["mean"] for t, v in tasks.items()} for m, tasks in results["models"].items()}
+    others = [t for t in TRADITIONS if t != WESTERN]
+    checks = [(f"{t} model beats western on {t}: {auc[t][t]:.3f} vs {auc[WESTERN][t]:.3f}", auc[t][t] > auc[WESTERN][t])
+              for t in others]
+    checks += [(f"multi beats western on {t}: {auc['multi'][t]:.3f} vs {auc[WESTERN][t]:.3f}",
+                auc["multi"][t] > auc[WESTERN][t]) for t in others]
+    loss = auc[WESTERN][WESTERN] - auc["multi"][WESTERN]
+    checks.append((f"multi loses less than 0.02 on western: {loss:+.3f}", loss < 0.02))
+    return checks
+
+
+def _matrix_md(names: list[str], matrix: list[list[float]], corner: str) -> str:
+    lines = [f"| {corner} | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += [f"| {a} | " + " | ".join(f"{v:.3f}" for v in row) + " |" for a, row in zip(names, matrix)]
+    return "\n".join(lines)
+
+
+def _plots(out: Path, results: dict, tokens: dict, cfg: QuickstartConfig) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = out / "figures"
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for task in TRADITIONS:
+        ax.plot(cfg.lambdas, [results["models"][f"ta-{lam:g}"][task]["roc_auc"]["mean"] for lam in cfg.lambdas],
+                marker="o", label=task)
+    ax.set(xlabel="lambda", ylabel="test ROC-AUC", title="task arithmetic of the single-tradition models")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(figures / "lambda.png", dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, key, title in zip(axes, ("jsd", "cosine_distance"), ("Jensen-Shannon divergence", "cosine distance")):
+        image = ax.imshow(tokens[key], cmap="magma")
+        ax.set_xticks(range(len(tokens["corpora"])), tokens["corpora"], rotation=30, ha="right")
+        ax.set_yticks(range(len(tokens["corpora"])), tokens["corpora"])
+        ax.set_title(f"teacher tokens: {title}")
+        fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    fig.savefig(figures / "tokens.png", dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for name in [WESTERN, *[t for t in TRADITIONS if t != WESTERN], "multi"]:
+        rows = [json.loads(line) for line in (out / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+        ax = axes[0] if name == WESTERN else axes[1]
+        line = ax.plot(range(len(rows)), [r["loss"] for r in rows], label=name, linewidth=1)
+        stages = [r["stage"] for r in rows]
+        for i in range(1, len(stages)):
+            if stages[i] != stages[i - 1]:
+                ax.axvline(i, color=line[0].get_color(), linestyle=":", linewidth=0.8)
+    axes[0].set(title="pre-training from scratch (western)", xlabel="optimizer step", ylabel="loss")
+    axes[1].set(title="continual pre-training (dotted: stage 1 -> stage 2)", xlabel="optimizer step")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(figures / "training.png", dpi=120)
+    plt.close(fig)
+
+
+def write_report(out: Path, results: dict, runs: dict, cfg: QuickstartConfig, times: dict[str, float]) -> str:
+    """report.md and figures/; returns the main table (ROC-AUC / AP, mean ± std over seeds)."""
+    figures = out / "figures"
+    write_probe_report({"runs": runs, "summary": results["models"]}, figures)  # layer curves, heat map
+    tokens = json.loads((out / "tokens.json").read_text())
+    _plots(out, results, tokens, cfg)
+    main = {m: {t: {k: v for k, v in r.items() if k in ("roc_auc", "ap")} for t, r in tasks.items()}
+            for m, tasks in results["models"].items()}
+    table = markdown_table(main)
+    checks = expectations(results)
+    similarity = (out / "similarity" / "similarity.md").read_text()
+    transfer = [[results["models"][m][t]["roc_auc"]["mean"] for t in TRADITIONS]
+                for m in [WESTERN, *[t for t in TRADITIONS if t != WESTERN], "multi"]]
+    rows = [WESTERN, *[t for t in TRADITIONS if t != WESTERN], "multi"]
+    check_lines = "\n".join(f"- [{'x' if ok else ' '}] {line}" for line, ok in checks)
+    transfer_md = _matrix_md(rows, transfer, "model / task")
+    layer_plots = "\n".join(f"![{t}](figures/layers_{t}.png)" for t in TRADITIONS)
+    time_lines = "\n".join(f"- {k}: {v:.0f} s" for k, v in times.items())
+    text = f"""# melos quickstart: the CultureMERT experiment at toy scale
+
+Synthetic corpus: {cfg.corpus.clips} clips of {cfg.corpus.seconds:g} s per tradition ({", ".join(TRADITIONS)}).
+`western` is a {cfg.pretrain.model} encoder pre-trained from scratch on western music only; `makam`,
+`raga`, `greek` are it adapted to one tradition with two-stage continual pre-training (stage 1: CNN
+and codewords, 20% western replay; stage 2: all parameters), `multi` to all three; `ta-<lambda>`
+merge the three single-tradition models by task arithmetic. Probes: multi-label tagging (mode,
+metre, instruments) per tradition, constrained protocol ({cfg.probe.seeds} seeds, at most
+{cfg.probe.epochs} epochs, learning rates {cfg.probe.learning_rates}), best layer chosen on
+validation, test ROC-AUC / AP x100 as mean ± std over seeds.
+
+## Results (Table 4.1 style)
+
+{table}
+## What it should show
+
+{check_lines}
+
+## Cross-tradition transfer (test ROC-AUC; rows: model, columns: task)
+
+{transfer_md}
+
+![transfer](figures/heatmap.png)
+
+## Task arithmetic: lambda sweep
+
+![lambda](figures/lambda.png)
+
+## Task-vector similarity (cosine, single-tradition models)
+
+{similarity}
+![similarity](similarity/similarity.png) ![per group](similarity/similarity_groups.png)
+
+## Token-level similarity of traditions (frozen EnCodec teacher, averaged over codebooks)
+
+Jensen-Shannon divergence (bits):
+
+{_matrix_md(tokens["corpora"], tokens["jsd"], "JSD")}
+
+Cosine distance:
+
+{_matrix_md(tokens["corpora"], tokens["cosine_distance"], "cosine distance")}
+
+![tokens](figures/tokens.png)
+
+## Layer-wise probes
+
+{layer_plots}
+
+## Training curves
+
+![training](figures/training.png)
+
+## Time per step
+
+{time_lines}
+"""
+    write_atomic(out / "report.md", text)
+    return table + "\n" + "\n".join(f"{'PASS' if ok else 'FAIL'} {text}" for text, ok in checks)
