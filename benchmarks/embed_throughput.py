@@ -18,7 +18,7 @@ import time
 import torch
 from transformers import HubertModel
 
-from melos.models import PRESETS, MERTConfig, load_encoder
+from melos.models import MERTConfig, load_encoder
 
 
 def encoder_flops(c: MERTConfig, n_samples: int) -> float:

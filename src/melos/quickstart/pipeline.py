@@ -31,6 +31,9 @@ WESTERN = "western"
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> QuickstartConfig:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: quickstart settings not found; run from the melos repository root "
+                                "(where recipes/ is) or pass --config PATH")
     return load_typed(path, QuickstartConfig, overrides)
 
 
@@ -70,8 +73,8 @@ def prepare_data(corpus_manifest: Path, out: Path) -> dict[str, Path]:
         _write_jsonl(data / f"train-{tradition}.jsonl", [r for r in mine if r["split"] == "train"])
         _write_jsonl(data / f"task-{tradition}.jsonl",
                      [{"path": r["path"], "split": r["split"], "labels": r["labels"]} for r in mine])
-        (data / f"{tradition}.yaml").write_text(
-            f"name: {tradition}\ntype: multilabel\nmanifest: task-{tradition}.jsonl\nwindow: 5\ntop_k: 64\n")
+        write_atomic(data / f"{tradition}.yaml",
+                 f"name: {tradition}\ntype: multilabel\nmanifest: task-{tradition}.jsonl\nwindow: 5\ntop_k: 64\n")
         paths[tradition] = data / f"train-{tradition}.jsonl"
     _write_jsonl(data / "train-multi.jsonl",
                  [r for r in rows if r["culture"] != WESTERN and r["split"] == "train"])

@@ -13,8 +13,7 @@ from ..evaluation.report import write_report as write_probe_report
 from ..evaluation.token_similarity import corpus_similarity, token_histogram
 from ..teachers.encodec_tokens import EncodecTokenizer
 from .config import QuickstartConfig
-
-WESTERN = "western"
+from .pipeline import WESTERN
 
 
 def token_similarity(data: Path, seed: int, max_clips: int = 40) -> dict:
