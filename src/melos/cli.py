@@ -191,7 +191,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"melos {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = commands.add_parser("quickstart", help="replay the CultureMERT experiment at toy scale (CPU, ~10 min, no downloads)",
+    p = commands.add_parser("quickstart",
+                            help="replay the CultureMERT experiment at toy scale (CPU, ~10 min, no downloads)",
                             description=QUICKSTART_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="quickstart", help="output folder (default quickstart/)")
     p.add_argument("--config", default="recipes/quickstart.yaml", help="settings (default recipes/quickstart.yaml)")
