@@ -10,6 +10,7 @@ import soundfile as sf
 from melos.data.synth import SAMPLE_RATE, TRADITIONS, clip_seed, compose, render_clip, render_stems, write_corpus
 from melos.data.synth.corpus import assign_splits
 from melos.data.synth.dsp import karplus_strong
+from melos.data.synth.tunings import TONICS, TUNING_CENTS, WESTERN_KEYS
 
 
 @pytest.mark.parametrize("tradition", TRADITIONS)
@@ -21,7 +22,13 @@ def test_clip_is_sane_audio(tradition):
     assert 10 ** (-9.5 / 20) < peak <= 10 ** (-0.9 / 20)  # -3 dBFS, -6..+2 dB
     assert np.sqrt(np.mean(audio ** 2)) > 0.01 * peak
     assert labels["tradition"] == tradition and labels["mode"].startswith(f"{tradition}/")
-    assert 110 <= labels["tonic_hz"] <= 220 and labels["seconds"] == 1.3
+    assert abs(cents_from_home(labels)) <= TUNING_CENTS and labels["seconds"] == 1.3
+
+
+def cents_from_home(labels: dict) -> float:
+    """Cents between a clip's tonic and where its tradition puts that mode (western: nearest key)."""
+    homes = WESTERN_KEYS if labels["tradition"] == "western" else (TONICS[labels["mode"]],)
+    return min((1200 * np.log2(labels["tonic_hz"] / home) for home in homes), key=abs)
 
 
 def test_same_seed_same_clip_other_seed_other_clip():
@@ -40,7 +47,8 @@ def test_parameters_vary_across_clips():
         mine = [lab for lab in labels if lab["tradition"] == tradition]
         assert len({lab["mode"] for lab in mine}) >= 2 and len({lab["metre"] for lab in mine}) >= 2
         assert len({frozenset(lab["instruments"]) for lab in mine}) >= 3
-        assert np.ptp([lab["tonic_hz"] for lab in mine]) > 30 and np.ptp([lab["tempo_bpm"] for lab in mine]) > 10
+        offsets = [cents_from_home(lab) for lab in mine]  # tuned around the tradition's convention
+        assert max(np.abs(offsets)) <= TUNING_CENTS and np.ptp(offsets) > 10 and np.ptp([lab["tempo_bpm"] for lab in mine]) > 10
         assert all(3 <= len(lab["instruments"]) <= 4 for lab in mine)
     makam = {lab["metre"] for lab in labels if lab["tradition"] == "makam"}
     assert makam <= {"9/8 (2+2+2+3)", "7/8 (3+2+2)", "10/8 (3+2+2+3)"}

@@ -16,8 +16,9 @@
            tonic-fifth drone on guitar or laouto (bass on the downbeat, chords on the other
            groups); clarinet, bouzouki (tremolo) or violin; toumbeleki or daouli.
 
-Every clip draws its tonic (110-220 Hz, continuous, so no tradition sits on an A440 grid), tempo,
-mode, metre, instruments (3-4) and mix levels. Tempo is the pulse rate: quarters, eighths or matras.
+Every clip draws its mode, then its tonic where the tradition conventionally puts that mode
+(`tunings.TONICS`; western: any of the twelve keys), tuned up or down by up to 25 cents; then its
+tempo, metre, instruments (3-4) and mix levels. Tempo is the pulse rate: quarters, eighths or matras.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .instruments import INSTRUMENTS, Plucked, Sustained
 from .phrases import PLAIN, choose, cycle_rhythm, drum_cycle, grace, heterophony, rhythm, step
 from .rhythm import METRES, Grid
 from .score import Hit, Note, Part, Score
-from .tunings import GREEK, MAKAMS, RAGAS, WESTERN, Mode, ratio_cents
+from .tunings import GREEK, MAKAMS, RAGAS, TONICS, TUNING_CENTS, WESTERN, WESTERN_KEYS, Mode, ratio_cents
 
 TRADITIONS = ("western", "makam", "raga", "greek")
 
@@ -53,8 +54,9 @@ def _grid(rng: np.random.Generator, label: str, tempo: float, seconds: float) ->
     return Grid(METRES[label], pulse, -rng.uniform(0, METRES[label].pulses * pulse), seconds)
 
 
-def _tonic(rng: np.random.Generator) -> float:
-    return 110.0 * 2 ** rng.uniform(0, 1)
+def _tonic(rng: np.random.Generator, mode: Mode) -> float:
+    home = choose(rng, WESTERN_KEYS) if mode.name.startswith("western/") else TONICS[mode.name]
+    return home * 2 ** (rng.uniform(-TUNING_CENTS, TUNING_CENTS) / 1200)
 
 
 def _sustained(instrument: str) -> bool:
@@ -149,7 +151,7 @@ def _western(rng: np.random.Generator, seconds: float) -> Score:
     if rng.random() < 0.5:
         parts.append(Part("bass", "bass", rng.uniform(-7, -3), bass))
     parts.append(Part("drums", "percussion", rng.uniform(-8, -2), hits=_kit(rng, grid)))
-    return Score("western", mode, grid, _tonic(rng), parts)
+    return Score("western", mode, grid, _tonic(rng, mode), parts)
 
 
 def _kit(rng: np.random.Generator, grid: Grid) -> list[Hit]:
@@ -200,7 +202,7 @@ def _makam(rng: np.random.Generator, seconds: float) -> Score:
         parts.append(Part(follower, "heterophony", rng.uniform(-7, -2), notes))
     drum = choose(rng, ("bendir", "kudum"))
     parts.append(Part(drum, "percussion", rng.uniform(-8, -2), hits=drum_cycle(rng, grid, USULS[label])))
-    return Score("makam", mode, grid, _tonic(rng), parts)
+    return Score("makam", mode, grid, _tonic(rng, mode), parts)
 
 
 # ---- raga -------------------------------------------------------------------------------------
@@ -241,7 +243,7 @@ def _raga(rng: np.random.Generator, seconds: float) -> Score:
         parts.append(Part("sarangi", "heterophony", rng.uniform(-8, -3), shadow))
     parts.append(Part("tanpura", "drone", rng.uniform(-10, -4), _tanpura(rng, seconds)))
     parts.append(Part("tabla", "percussion", rng.uniform(-8, -2), hits=_theka(rng, grid, THEKAS[tala].split())))
-    return Score("raga", mode, grid, _tonic(rng), parts)
+    return Score("raga", mode, grid, _tonic(rng, mode), parts)
 
 
 def _tanpura(rng: np.random.Generator, seconds: float) -> list[Note]:
@@ -338,7 +340,7 @@ def _greek(rng: np.random.Generator, seconds: float) -> Score:
         parts.append(Part(follower, "heterophony", rng.uniform(-7, -2), notes))
     drum = choose(rng, ("toumbeleki", "daouli"))
     parts.append(Part(drum, "percussion", rng.uniform(-8, -2), hits=drum_cycle(rng, grid, strokes, fill=0.5)))
-    return Score("greek", mode, grid, _tonic(rng), parts)
+    return Score("greek", mode, grid, _tonic(rng, mode), parts)
 
 
 COMPOSERS = {"western": _western, "makam": _makam, "raga": _raga, "greek": _greek}

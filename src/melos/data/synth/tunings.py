@@ -97,3 +97,14 @@ GREEK = {m.name.split("/")[1]: m for m in (
 )}
 
 MODES = {"western": WESTERN, "makam": MAKAMS, "raga": RAGAS, "greek": GREEK}
+
+# Where each tradition puts its tonic, in Hz. Makams sound at concert pitch as written (bolahenk):
+# rast on G (rast), the others on A (dügah). Sa sits where most tanpuras and harmoniums are tuned
+# (C#); the dromoi are played from D, the clarinet's home. Western music moves through all twelve
+# keys at A440. Each clip then tunes up or down by up to TUNING_CENTS (instrument and ensemble
+# tuning), so the tonic is a convention of the tradition, not one fixed frequency.
+TONICS = {"makam/rast": 196.0, "makam/hicaz": 220.0, "makam/ussak": 220.0, "makam/huseyni": 220.0,
+          **{name: 138.59 for name in (f"raga/{r}" for r in RAGAS)},
+          **{name: 146.83 for name in (f"greek/{g}" for g in GREEK)}}
+WESTERN_KEYS = tuple(110.0 * 2 ** (k / 12) for k in range(12))  # A2 .. G#3
+TUNING_CENTS = 25.0
