@@ -5,7 +5,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from melos.teachers.random_projection import MelTokenizer, RandomProjectionQuantizer, stack_frames
+from melos.teachers.random_projection import (MelTokenizer, RandomProjectionQuantizer, RandomProjectionTokenizer,
+                                              stack_frames)
 
 
 def _fitted(input_dim=512, seed=0, **kw) -> RandomProjectionQuantizer:
@@ -143,3 +144,24 @@ def test_mel_tokenizer_shapes():
     assert feats.shape == (2, n_tokens, 512) and tokens.shape == (2, n_tokens)
     assert torch.equal(tokens, tok.quantizer(feats))
     assert torch.equal(feats[:, 0, 128:256], tok.log_mel(audio)[:, 1])  # stacking order
+
+
+def test_multi_codebook_tokenizer_is_k_independent_quantizers():
+    tok = RandomProjectionTokenizer(n_codebooks=3, codebook_size=64, seed=5)
+    gen = torch.Generator().manual_seed(8)
+    batches = [0.1 * torch.randn(2, 24000, generator=gen), 0.3 * torch.randn(1, 15000, generator=gen)]
+    tok.fit_stats(batches)
+    frames = torch.cat([tok.log_mel(b).reshape(-1, 128) for b in batches]).double()
+    audio = 0.2 * torch.randn(2, 12000, generator=gen)
+    tokens = tok(audio)
+    assert tokens.shape == (2, 3, 1 + 12000 // 320) == (2, 3, tok.n_frames(12000))
+    for k in range(3):  # each codebook: the plain quantizer with seed 5 + k and the pooled statistics
+        reference = RandomProjectionQuantizer(128, 16, 64, seed=5 + k)
+        reference.set_stats(frames.mean(0), frames.std(0, correction=0))
+        assert torch.equal(tokens[:, k], reference(tok.log_mel(audio)))
+    assert all(len(torch.unique(tokens[:, k])) > 4 for k in range(3))  # not one code for everything
+
+
+def test_unfitted_multi_codebook_tokenizer_refuses():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        RandomProjectionTokenizer(n_codebooks=2, codebook_size=16)(torch.zeros(1, 4000))

@@ -100,3 +100,25 @@ def test_monitor_probes_during_training(tmp_path, tone_task):
     key = "monitor/tones-multiclass/accuracy"
     assert [key in r for r in rows] == [False, True, False, True]
     assert all(0.0 <= r[key] <= 1.0 for r in rows if key in r)
+
+
+def test_random_projection_teacher_is_fitted_once_and_kept_through_adaptation(tmp_path, capsys):
+    western = write_corpus(tmp_path / "western", "western", 3, 0)
+    makam = write_corpus(tmp_path / "makam", "makam", 3, 1)
+    teacher = [arg for kv in ("teacher.acoustic=random-projection", "teacher.codebooks=2", "teacher.codebook_size=32")
+               for arg in ("--set", kv)]
+    assert main(["pretrain", "--recipe", str(RECIPES / "mert-tiny-pretrain.yaml"), "--data", str(western),
+                 "--out", str(tmp_path / "base"), *teacher]) == 0
+    fitted = load_file(tmp_path / "base" / "final" / "teacher.safetensors")
+    assert set(fitted) >= {"quantizers.0.mean", "quantizers.1.codebook"} and bool(fitted["quantizers.0.fitted"])
+    assert torch.equal(fitted["quantizers.0.std"], fitted["quantizers.1.std"])
+    assert load_file(tmp_path / "base" / "final" / "heads.safetensors")["codewords"].shape[:2] == (2, 32)
+
+    assert main(["adapt", "--recipe", str(RECIPES / "culturemert-tiny.yaml"), "--from", str(tmp_path / "base" / "final"),
+                 "--data", str(makam), "--replay", str(western), "--out", str(tmp_path / "adapted"), *teacher]) == 0
+    kept = load_file(tmp_path / "adapted" / "final" / "teacher.safetensors")
+    assert all(torch.equal(kept[k], v) for k, v in fitted.items())  # not refitted on makam
+
+    assert main(["pretrain", "--recipe", str(RECIPES / "mert-tiny-pretrain.yaml"), "--data", str(western),
+                 "--out", str(tmp_path / "bad"), "--set", "teacher.acoustic=k-means"]) == 2
+    assert "k-means" in capsys.readouterr().err

@@ -1,10 +1,13 @@
 """The MERT pre-training objective as one module: batch of clean clips in, dict of losses out.
 
-    clean audio ──> teachers (frozen, no grad) ──> EnCodec tokens [B, K, T], CQT [B, T, 336]
+    clean audio ──> teachers (frozen, no grad) ──> acoustic tokens [B, K, T], CQT [B, T, 336]
          └──> in-batch noise mixture ──> encoder(frame_mask = span mask) ──> last hidden state
                                                       ├─ MERTHeads ─> CE on masked frames (per codebook)
                                                       ├─ MERTHeads ─> CQT MSE on masked frames
                                                       └─ CNN features ─> feature penalty
+
+The acoustic tokens come from EnCodec's RVQ (MERT) or from K random-projection quantizers of
+log-mel frames (`teachers.random_projection.RandomProjectionTokenizer`), the same shape.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from torch import nn
 
 from ..models.mert import MERTEncoder
 from ..teachers.cqt import CQT, align_frames
-from ..teachers.encodec_tokens import EncodecTokenizer, align_tokens
+from ..teachers.encodec_tokens import align_tokens
 from .masking import span_mask
 from .mert_loss import LossWeights, MERTHeads, acoustic_loss, cqt_loss, feature_penalty
 from .noise_mixture import in_batch_mixture
@@ -40,7 +43,7 @@ class MERTObjective(nn.Module):
     `acc/codebook_<k>` (masked-frame accuracy of each predicted codebook), `mask/fraction`.
     """
 
-    def __init__(self, encoder: MERTEncoder, heads: MERTHeads, acoustic_teacher: EncodecTokenizer, cqt_teacher: CQT,
+    def __init__(self, encoder: MERTEncoder, heads: MERTHeads, acoustic_teacher: nn.Module, cqt_teacher: CQT,
                  config: MERTObjectiveConfig | None = None):
         super().__init__()
         self.encoder, self.heads = encoder, heads

@@ -193,3 +193,47 @@ class MelTokenizer(nn.Module):
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """Tokenize audio [B, N] into tokens [B, T_tok] (int64)."""
         return self.quantizer(self.features(audio))
+
+
+class RandomProjectionTokenizer(nn.Module):
+    """MERT's acoustic target without a codec: K independent BEST-RQ quantizers over the same
+    log-mel frames, at the encoder's frame rate. Audio [B, N] -> tokens [B, K, 1 + N // hop].
+
+    Where no pre-trained EnCodec exists (CPU quickstarts, new domains), this gives targets of the
+    shape MERT's heads predict, with every codeword in use (a random EnCodec's are not). Frame t
+    is centred at sample ``t * hop_length``; `align_tokens` crops to the encoder's frames. The K
+    quantizers share one fitted normalisation, so `fit_stats` runs once; the state dict holds the
+    projections, codebooks and statistics, and continual pre-training must reuse it unchanged.
+
+    Args:
+        n_codebooks: K, quantizers with seeds ``seed .. seed + K - 1``.
+        codebook_size: codewords per quantizer.
+        sample_rate, n_fft, hop_length, n_mels: the log-mel (hop 320 at 24 kHz = 75 Hz, MERT's rate).
+        code_dim: projection size of each quantizer.
+        seed: seed of the first quantizer.
+    """
+
+    def __init__(self, n_codebooks: int = 8, codebook_size: int = 1024, sample_rate: int = 24000,
+                 n_fft: int = 2048, hop_length: int = 320, n_mels: int = 128, code_dim: int = 16, seed: int = 0):
+        super().__init__()
+        self.sample_rate, self.hop_length = sample_rate, hop_length
+        self.n_codebooks, self.codebook_size = n_codebooks, codebook_size
+        self.log_mel = LogMel(sample_rate, n_fft, hop_length, n_mels)
+        self.quantizers = nn.ModuleList(
+            RandomProjectionQuantizer(n_mels, code_dim, codebook_size, seed + k) for k in range(n_codebooks))
+
+    def n_frames(self, n_samples: int) -> int:
+        return self.log_mel.n_frames(n_samples)
+
+    @torch.no_grad()
+    def fit_stats(self, audio_batches: Iterable[torch.Tensor]) -> None:
+        """Fit the shared global mean/std of the log-mel frames of audio batches [B, N]."""
+        first, *others = self.quantizers
+        first.fit_stats(self.log_mel(audio) for audio in audio_batches)
+        for quantizer in others:
+            quantizer.set_stats(first.mean, first.std)
+
+    @torch.no_grad()
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        mel = self.log_mel(audio)
+        return torch.stack([quantizer(mel) for quantizer in self.quantizers], dim=1)

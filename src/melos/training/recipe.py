@@ -22,8 +22,14 @@ from .trainer import Stage
 
 @dataclass
 class TeacherSpec:
-    encodec: str = "tiny"  # "tiny" (random, for CPU runs) or a local facebook/encodec_24khz directory
+    """The acoustic teacher (the CQT teacher is always on): EnCodec RVQ tokens, as in MERT, or
+    random-projection (BEST-RQ) tokens of log-mel frames where no pre-trained codec exists."""
+
+    acoustic: str = "encodec"  # or "random-projection"
+    encodec: str = "tiny"  # "tiny" (random, for tests) or a local facebook/encodec_24khz directory
     bandwidth: float = 6.0
+    codebooks: int = 8  # random-projection: K quantizers ...
+    codebook_size: int = 1024  # ... of this many codewords each
 
 
 @dataclass

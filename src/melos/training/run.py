@@ -1,7 +1,8 @@
 """`melos pretrain` and `melos adapt`: build encoder, heads, teachers and data from a recipe, train.
 
 Output layout of DIR:
-    DIR/<stage>/        encoder in the official layout + heads.safetensors, after each stage
+    DIR/<stage>/        encoder in the official layout + heads.safetensors (+ teacher.safetensors for a
+                        random-projection teacher, whose fitted statistics continual pre-training reuses)
     DIR/final/          the same for the last stage
     DIR/checkpoints/    last.pt, for resuming (rerun the same command)
     DIR/metrics.jsonl   one row per optimizer step
@@ -25,15 +26,51 @@ from ..models import MERTEncoder, load_encoder
 from ..objectives.mert_loss import MERTHeads
 from ..objectives.mert_objective import MERTObjective, MERTObjectiveConfig
 from ..teachers.cqt import CQT
+from ..audio import AudioError, load
+from ..data.manifest import ManifestRow
 from ..teachers.encodec_tokens import EncodecTokenizer
-from .recipe import MonitorSpec, Recipe, RecipeStage
+from ..teachers.random_projection import RandomProjectionTokenizer
+from .recipe import MonitorSpec, Recipe, RecipeStage, TeacherSpec
 from .trainer import Stage, Trainer
 
 log = logging.getLogger(__name__)
 HEADS = "heads.safetensors"
+TEACHER = "teacher.safetensors"
+STATS_CLIPS = 64  # clips whose log-mel frames fit a random-projection teacher's statistics
+
+Tokenizer = EncodecTokenizer | RandomProjectionTokenizer
 
 
-def load_heads(source: str | Path, encoder: MERTEncoder, codec: EncodecTokenizer, final_dim: int) -> MERTHeads | None:
+def acoustic_teacher(spec: TeacherSpec, seed: int, source: str | Path, rows: list[ManifestRow]) -> Tokenizer:
+    """The recipe's acoustic teacher. A random-projection teacher saved beside `source` is reused
+    as it is (continual pre-training keeps its teacher); otherwise its statistics are fitted on up
+    to STATS_CLIPS clips of `rows`, picked by `seed`."""
+    if spec.acoustic == "encodec":
+        return (EncodecTokenizer.tiny(seed) if spec.encodec == "tiny"
+                else EncodecTokenizer.from_pretrained(Path(spec.encodec).expanduser(), spec.bandwidth))
+    if spec.acoustic != "random-projection":
+        raise ValueError(f"teacher.acoustic: {spec.acoustic!r} is not 'encodec' or 'random-projection'")
+    teacher = RandomProjectionTokenizer(spec.codebooks, spec.codebook_size, seed=seed)
+    file = Path(source) / TEACHER
+    if file.is_file():
+        from ..models.hf_layout import load_state_dict_strict
+
+        load_state_dict_strict(teacher, load_file(file), file)
+        return teacher
+    picks = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))[:STATS_CLIPS].tolist()
+
+    def clips():
+        for i in picks:
+            try:
+                yield load(rows[i].path, teacher.sample_rate)[None]
+            except AudioError as err:
+                log.warning("teacher statistics: skipped %s", err)
+
+    teacher.fit_stats(clips())
+    return teacher
+
+
+def load_heads(source: str | Path, encoder: MERTEncoder, codec: Tokenizer, final_dim: int) -> MERTHeads | None:
     """Heads saved beside a melos-trained encoder, or None (official checkpoints have none)."""
     heads = MERTHeads(encoder.hidden_size, codec.n_codebooks, codec.codebook_size, final_dim)
     file = Path(source) / HEADS
@@ -45,12 +82,15 @@ def load_heads(source: str | Path, encoder: MERTEncoder, codec: EncodecTokenizer
     return heads
 
 
-def save_stage(encoder: MERTEncoder, heads: MERTHeads, directory: Path) -> None:
-    """Encoder (official layout) and heads; the directory appears only when complete."""
+def save_stage(encoder: MERTEncoder, heads: MERTHeads, teacher: Tokenizer, directory: Path) -> None:
+    """Encoder (official layout), heads and a random-projection teacher; the directory appears
+    only when complete."""
     encoder.save_pretrained(directory)
-    tmp = directory / f".{HEADS}.tmp"
-    save_file({k: v.detach().contiguous() for k, v in heads.state_dict().items()}, tmp)
-    tmp.rename(directory / HEADS)
+    files = {HEADS: heads} | ({TEACHER: teacher} if isinstance(teacher, RandomProjectionTokenizer) else {})
+    for name, module in files.items():
+        tmp = directory / f".{name}.tmp"
+        save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, tmp)
+        tmp.rename(directory / name)
 
 
 def make_monitor(spec: MonitorSpec, encoder: MERTEncoder, device: str):
@@ -85,8 +125,8 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
     source = init or recipe.model
     encoder = load_encoder(source)
     encoder.feature_grad_mult = recipe.feature_grad_mult
-    codec = (EncodecTokenizer.tiny(recipe.seed) if recipe.teacher.encodec == "tiny"
-             else EncodecTokenizer.from_pretrained(Path(recipe.teacher.encodec).expanduser(), recipe.teacher.bandwidth))
+    rows = read_manifest(data)
+    codec = acoustic_teacher(recipe.teacher, recipe.seed, source, rows)
     heads = load_heads(source, encoder, codec, recipe.objective.final_dim)
     stages = [dataclasses.replace(s) for s in recipe.stages]
     if heads is None:
@@ -99,7 +139,6 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
     objective = MERTObjective(encoder, heads, codec, CQT(), MERTObjectiveConfig(
         spec.mask_prob, spec.mask_span, spec.temperature, spec.weights, spec.n_predicted_codebooks,
         spec.mixture_prob, spec.mixture_samples))
-    rows = read_manifest(data)
     replay_rows = read_manifest(replay) if replay else None
 
     def batches(stage: Stage) -> CropBatcher:
@@ -119,7 +158,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
                            stage.replay_fraction, recipe.seed)
 
     def on_stage_end(stage: Stage, directory: Path) -> None:
-        save_stage(encoder, heads, directory)
+        save_stage(encoder, heads, codec, directory)
         log.info("stage %s done: %s", stage.name, directory)
 
     monitor = make_monitor(recipe.monitor, encoder, device) if recipe.monitor else None
