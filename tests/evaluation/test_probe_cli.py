@@ -27,3 +27,31 @@ def test_probe_cli(tmp_path, capsys, tone_task):
     assert names == ["heatmap.png", "layers_tones-multiclass.png", "layers_tones-multilabel.png", "table.md"]
     assert (tmp_path / "report" / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["report", str(tmp_path / "nope.json"), "--out", str(tmp_path / "r2")]) == 2
+
+
+def test_probes_see_standardised_features(tmp_path, tone_task, monkeypatch):
+    """Scaling and shifting any feature dimension changes nothing: the protocol standardises
+    each layer and dimension with the training split's statistics before probing."""
+    import torch
+
+    from melos.evaluation import protocol
+    from melos.evaluation.features import extract_features
+    from melos.evaluation.probe import ProbeConfig
+    from melos.evaluation.tasks import load_task
+
+    task = load_task(tone_task(tmp_path, "multilabel"))
+    folder, _ = extract_features("mert-tiny", task, tmp_path / "cache", progress=False)
+    config = ProbeConfig(task.type, max_epochs=4)
+    plain = protocol.probe_task(folder, task, config, seeds=1, lrs=(1e-3,))
+    scale = torch.logspace(-3, 3, 64)
+    load_split = protocol.load_split
+
+    def distorted(*args):
+        split = load_split(*args)
+        split.features = split.features * scale + 100.0
+        return split
+
+    monkeypatch.setattr(protocol, "load_split", distorted)
+    moved = protocol.probe_task(folder, task, config, seeds=1, lrs=(1e-3,))
+    for a, b in zip(plain["grid"], moved["grid"]):
+        assert abs(a["valid"] - b["valid"]) < 1e-3 and abs(a["test"]["ap"] - b["test"]["ap"]) < 1e-3

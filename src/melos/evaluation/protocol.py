@@ -45,8 +45,14 @@ def n_outputs(task: Task, train_targets: torch.Tensor) -> int:
 
 def probe_task(folder: str | Path, task: Task, config: ProbeConfig, seeds: int = 5,
                lrs: tuple[float, ...] = LEARNING_RATES) -> dict:
-    """Run the grid for `seeds` seeds on a filled feature cache; returns a JSON-ready dict."""
+    """Run the grid for `seeds` seeds on a filled feature cache; returns a JSON-ready dict.
+
+    Features are standardised per layer and dimension with the training split's mean and std
+    (as HEAR's evaluation kit does), so a layer's scale does not decide how well it probes."""
     train, valid, test = (load_split(folder, task, s) for s in ("train", "valid", "test"))
+    std, mean = torch.std_mean(train.features, dim=1, keepdim=True)
+    for split in (train, valid, test):
+        split.features = (split.features - mean) / (std + 1e-6)
     n_layers = train.features.shape[0]
     members = [Member(layer, lr) for layer in [*range(n_layers), WEIGHTED] for lr in lrs]
     primary = PRIMARY[task.type]
