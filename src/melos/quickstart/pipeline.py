@@ -20,6 +20,7 @@ import json
 import time
 from pathlib import Path
 
+from ..data.manifest import read_manifest
 from ..data.synth import TRADITIONS, write_corpus
 from ..evaluation.probe import ProbeConfig
 from ..evaluation.protocol import run_probes, write_atomic
@@ -87,7 +88,7 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
     """Run every step (skipping finished ones); returns results.json's content."""
     from ..merging import MergeSpec, merge
     from ..merging.similarity import task_vector_similarity, write_similarity
-    from ..training.run import train
+    from ..training.run import acoustic_teacher, train
     from .report import token_similarity, write_report
 
     cfg = load_config(config, list(overrides))
@@ -127,8 +128,11 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
     steps.run("4 merge", (out / "similarity" / "similarity.json").is_file()
               and all((f / "merge.json").is_file() for f in merged.values()), merge_all)
 
-    steps.run("5 tokens", (out / "tokens.json").is_file(), lambda: write_atomic(
-        out / "tokens.json", json.dumps(token_similarity(out / "data", cfg.adapt.seed), indent=2)))
+    def tokens() -> None:
+        teacher = acoustic_teacher(cfg.pretrain.teacher, cfg.pretrain.seed, final[WESTERN], read_manifest(data[WESTERN]))
+        write_atomic(out / "tokens.json", json.dumps(token_similarity(out / "data", teacher), indent=2))
+
+    steps.run("5 tokens", (out / "tokens.json").is_file(), tokens)
 
     models = {WESTERN: final[WESTERN], **{t: final[t] for t in others}, "multi": final["multi"], **merged}
     tasks = [load_task(out / "data" / f"{t}.yaml") for t in TRADITIONS]

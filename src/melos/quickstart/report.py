@@ -11,15 +11,13 @@ from ..data.synth import TRADITIONS
 from ..evaluation.protocol import markdown_table, write_atomic
 from ..evaluation.report import write_report as write_probe_report
 from ..evaluation.token_similarity import corpus_similarity, token_histogram
-from ..teachers.encodec_tokens import EncodecTokenizer
 from .config import QuickstartConfig
 from .pipeline import WESTERN
 
 
-def token_similarity(data: Path, seed: int, max_clips: int = 40) -> dict:
-    """JSD and cosine distance between traditions of the (frozen, tiny) EnCodec teacher's tokens,
-    on up to `max_clips` training clips each."""
-    teacher = EncodecTokenizer.tiny(seed)
+def token_similarity(data: Path, teacher, max_clips: int = 40) -> dict:
+    """JSD and cosine distance between traditions of the frozen acoustic teacher's tokens (the
+    one the western model was pre-trained with), on up to `max_clips` training clips each."""
     histograms = {}
     for tradition in TRADITIONS:
         rows = [json.loads(line) for line in (data / f"train-{tradition}.jsonl").read_text().splitlines()]
@@ -146,7 +144,7 @@ validation, test ROC-AUC / AP x100 as mean ± std over seeds.
 {similarity}
 ![similarity](similarity/similarity.png) ![per group](similarity/similarity_groups.png)
 
-## Token-level similarity of traditions (frozen EnCodec teacher, averaged over codebooks)
+## Token-level similarity of traditions (the frozen acoustic teacher, averaged over codebooks)
 
 Jensen-Shannon divergence (bits):
 
