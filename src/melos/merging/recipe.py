@@ -14,20 +14,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import yaml
-
+from ..training.recipe import read_yaml
 from .executor import MergeSpec
 
 
 def load_merge_recipe(path: str | Path) -> tuple[Path, list[Path], MergeSpec, Path]:
     """(base, models, spec, out) from a recipe file; unknown or missing keys are errors naming the file."""
     path = Path(path).expanduser()
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such merge recipe") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from None
+    data = read_yaml(path, "merge recipe")
     fields = {f.name for f in dataclasses.fields(MergeSpec)}
     unknown = sorted(set(data) - fields - {"base", "models", "out", "lambda"})
     if unknown:

@@ -85,18 +85,23 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
 def load_typed(path: str | Path, cls: type, overrides: list[str] = ()) -> Any:
     """A YAML file as dataclass `cls`, after `key.path=value` overrides; every field type-checked."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: recipe not found") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from None
+    data = read_yaml(path, "recipe")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"override {item!r}: expected key.path=value")
         _set(data, key.split("."), yaml.safe_load(value), item)
     return build(cls, data, str(path))
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """A YAML file's content ({} when empty); errors name the file and say what it should be."""
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: {what} not found") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from None
 
 
 def _set(data: Any, keys: list[str], value: Any, item: str) -> None:
