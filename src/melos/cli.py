@@ -24,9 +24,11 @@ examples:
 TRAIN_HELP = """\
 Train a MERT-style encoder as a recipe says: stages (which parameters train, optimizer, warm-up
 + cosine schedule restarted per stage, steps, accumulation, replay share), teachers (EnCodec
-tokens + CQT), loss weights.
+tokens + CQT; without an EnCodec checkpoint, --set teacher.acoustic=random-projection predicts
+BEST-RQ tokens of log-mel instead), loss weights.
 
-OUT gets <stage>/ (encoder in the official layout + heads.safetensors) after every stage,
+OUT gets <stage>/ (encoder in the official layout + heads.safetensors, + teacher.safetensors for
+a random-projection teacher, which adapting from it reuses) after every stage,
 final/ for the last, checkpoints/last.pt and metrics.jsonl (one row per optimizer step).
 Rerunning the same command after an interruption resumes from the last checkpoint.
 

@@ -122,3 +122,13 @@ def test_random_projection_teacher_is_fitted_once_and_kept_through_adaptation(tm
     assert main(["pretrain", "--recipe", str(RECIPES / "mert-tiny-pretrain.yaml"), "--data", str(western),
                  "--out", str(tmp_path / "bad"), "--set", "teacher.acoustic=k-means"]) == 2
     assert "k-means" in capsys.readouterr().err
+
+
+def test_random_projection_teacher_on_unreadable_data_says_so(tmp_path, capsys):
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not audio")
+    (tmp_path / "data.jsonl").write_text(json.dumps({"path": str(tmp_path / "broken.wav"), "duration": 3.0}) + "\n")
+    assert main(["pretrain", "--recipe", str(RECIPES / "mert-tiny-pretrain.yaml"), "--data", str(tmp_path / "data.jsonl"),
+                 "--out", str(tmp_path / "run"), "--set", "teacher.acoustic=random-projection"]) == 2
+    err = capsys.readouterr().err
+    assert "broken.wav" in err and "--data" in err
+    assert not (tmp_path / "run" / "final").exists()

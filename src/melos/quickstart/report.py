@@ -11,11 +11,12 @@ from ..data.synth import TRADITIONS
 from ..evaluation.protocol import markdown_table, write_atomic
 from ..evaluation.report import write_report as write_probe_report
 from ..evaluation.token_similarity import corpus_similarity, token_histogram
+from ..training.run import Tokenizer
 from .config import QuickstartConfig
 from .pipeline import WESTERN
 
 
-def token_similarity(data: Path, teacher, max_clips: int = 40) -> dict:
+def token_similarity(data: Path, teacher: Tokenizer, max_clips: int = 40) -> dict:
     """JSD and cosine distance between traditions of the frozen acoustic teacher's tokens (the
     one the western model was pre-trained with), on up to `max_clips` training clips each."""
     histograms = {}

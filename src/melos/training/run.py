@@ -20,14 +20,13 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
+from ..audio import AudioError, load
 from ..data.crops import CropBatcher, CropSource, take_hours
-from ..data.manifest import read_manifest
+from ..data.manifest import ManifestRow, read_manifest
 from ..models import MERTEncoder, load_encoder
 from ..objectives.mert_loss import MERTHeads
 from ..objectives.mert_objective import MERTObjective, MERTObjectiveConfig
 from ..teachers.cqt import CQT
-from ..audio import AudioError, load
-from ..data.manifest import ManifestRow
 from ..teachers.encodec_tokens import EncodecTokenizer
 from ..teachers.random_projection import RandomProjectionTokenizer
 from .recipe import MonitorSpec, Recipe, RecipeStage, TeacherSpec
@@ -58,15 +57,22 @@ def acoustic_teacher(spec: TeacherSpec, seed: int, source: str | Path, rows: lis
         load_state_dict_strict(teacher, load_file(file), file)
         return teacher
     picks = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))[:STATS_CLIPS].tolist()
+    errors = []
 
     def clips():
         for i in picks:
             try:
                 yield load(rows[i].path, teacher.sample_rate)[None]
             except AudioError as err:
+                errors.append(str(err))
                 log.warning("teacher statistics: skipped %s", err)
 
-    teacher.fit_stats(clips())
+    try:
+        teacher.fit_stats(clips())
+    except ValueError:
+        raise ValueError(f"random-projection teacher: none of the {len(picks)} training clips it picked to fit its "
+                         f"statistics could be read (first: {errors[0] if errors else 'no clips'}); "
+                         "check the --data manifest") from None
     return teacher
 
 
