@@ -9,7 +9,7 @@ what music is made of, not in level or a fixed tone or spectral tilt:
   raga     just-intonation ragas over a tanpura drone, meend and andolan, teental/rupak/jhaptal
   greek    12-TET modal dromoi over two-chord vamps or drones, dance metres 7/8 and 9/8
 
-Every clip is polyphonic (melody + accompaniment/drone + percussion, 3-4 instruments), mono
+Every clip is polyphonic (melody + accompaniment/drone + percussion, 3-5 instruments), mono
 float32 at 24 kHz, exactly `seconds` long, with a light room, a noise floor 30-40 dB down and a
 peak of -3 dBFS (-6..+2 dB). Module map: `tunings` (pitch systems and modes), `rhythm` (metres
 and the time grid), `phrases` and `traditions` (composition), `score` (notes, hits, labels),

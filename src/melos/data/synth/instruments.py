@@ -97,6 +97,8 @@ INSTRUMENTS: dict[str, Plucked | Sustained | Tanpura] = {
                        vibrato_hz=5.5, vibrato_cents=20, attack_s=0.06),
     "sarangi": Sustained(_formants(0.9, ((900, 300, 1.0), (2500, 600, 0.7))), vibrato_hz=6.0, vibrato_cents=12),
     "bansuri": Sustained(_power(2.3), vibrato_hz=5.0, vibrato_cents=10, attack_s=0.06, breath=0.12),
+    "harmonium": Sustained(_formants(0.6, ((1200, 700, 0.7),), 0.4), vibrato_hz=4.0, vibrato_cents=0.0,
+                           attack_s=0.05, breath=0.04, breath_band=(2000, 8000)),
     "tanpura": Tanpura(),
     # greek
     "bouzouki": Plucked(decay_s=1.3, damping=0.2, pick=0.1, softness_hz=6000, courses=((-1.5, 1.0), (1.5, 0.8))),

@@ -8,9 +8,10 @@
            10/8 (3+2+2+3) at 200-320 eighths a minute; ney/kemence glides and grace notes; oud,
            kanun, ney, kemence in heterophony; bendir or kudüm.
   raga     just-intonation ragas (yaman, bhairav, kafi, bhupali, bhairavi); long notes that favour
-           vadi and samvadi, meend glides and andolan oscillations; voice, sarangi, bansuri or
-           sitar over a tanpura drone (Pa Sa Sa Sa); tabla thekas of teental, rupak or jhaptal
-           at 100-200 matras a minute.
+           vadi and samvadi, meend glides and andolan oscillations; voice (shadowed by sarangi
+           and/or harmonium), sarangi, bansuri or sitar (now and then with a second one) over a
+           tanpura drone (Pa Sa Sa Sa); tabla thekas of teental, rupak or jhaptal at 100-200
+           matras a minute.
   greek    12-TET dromoi (dorian, phrygian, hijaz, mixolydian); dance tunes of repeated one-cycle
            motifs (AABB) in 7/8 (3+2+2, kalamatianos) or 9/8 (2+2+2+3); a two-chord vamp or a
            tonic-fifth drone on guitar or laouto (bass on the downbeat, chords on the other
@@ -18,7 +19,7 @@
 
 Every clip draws its mode, then its tonic where the tradition conventionally puts that mode
 (`tunings.TONICS`; western: any of the twelve keys), tuned up or down by up to 25 cents; then its
-tempo, metre, instruments (3-4) and mix levels. Tempo is the pulse rate: quarters, eighths or matras.
+tempo, metre, instruments (3-5) and mix levels. Tempo is the pulse rate: quarters, eighths or matras.
 """
 
 from __future__ import annotations
@@ -237,13 +238,22 @@ def _raga(rng: np.random.Generator, seconds: float) -> Score:
         _ornament(rng, melody, starts, note, first, 0.45 if _sustained(lead) else 0.3,
                   REGISTER[lead] + mode.cents_of(degree + 1), 0.1)
     parts = [Part(lead, "melody", 0.0, melody)]
-    if lead == "voice" and rng.random() < 0.6:  # the sarangi shadows the singer
+    for follower in _accompanists(rng, lead):  # each shadows the lead a little late
         lag = rng.uniform(0.06, 0.14)
         shadow = [replace(n, onset=n.onset + lag, velocity=0.7 * n.velocity) for n in melody if n.duration > 0.1]
-        parts.append(Part("sarangi", "heterophony", rng.uniform(-8, -3), shadow))
+        parts.append(Part(follower, "heterophony", rng.uniform(-9, -3), shadow))
     parts.append(Part("tanpura", "drone", rng.uniform(-10, -4), _tanpura(rng, seconds)))
     parts.append(Part("tabla", "percussion", rng.uniform(-8, -2), hits=_theka(rng, grid, THEKAS[tala].split())))
     return Score("raga", mode, grid, _tonic(rng, mode), parts)
+
+
+def _accompanists(rng: np.random.Generator, lead: str) -> list[str]:
+    """A singer is followed by one or two of sarangi and harmonium; an instrumentalist now and
+    then by a second melodic instrument (a jugalbandi)."""
+    if lead == "voice":
+        return [("sarangi", "harmonium")[i] for i in rng.permutation(2)[:1 + int(rng.random() < 0.4)]]
+    others = [i for i in ("sarangi", "bansuri", "sitar", "harmonium") if i != lead]
+    return [others[int(rng.integers(len(others)))]] if rng.random() < 0.5 else []
 
 
 def _tanpura(rng: np.random.Generator, seconds: float) -> list[Note]:
