@@ -22,13 +22,18 @@ examples:
 """
 
 TRAIN_HELP = """\
-Train a MERT-style encoder as a recipe says: stages (which parameters train, optimizer, warm-up
-+ cosine schedule restarted per stage, steps, accumulation, replay share), teachers (EnCodec
-tokens + CQT; without an EnCodec checkpoint, --set teacher.acoustic=random-projection predicts
-BEST-RQ tokens of log-mel instead), loss weights.
+Train an encoder as a recipe says: stages (which parameters train, optimizer, warm-up + cosine
+schedule restarted per stage, steps, accumulation, replay share), teachers, loss weights.
+The objective follows the model:
+  MERT (mert-*, official checkpoints)  EnCodec tokens + CQT; without an EnCodec checkpoint,
+                                       --set teacher.acoustic=random-projection predicts BEST-RQ
+                                       tokens of log-mel instead
+  efficient encoders (branchformer-*,  random-projection-quantizer tokens (rpq: 400 ms waveform
+  conformer-*)                         masking) + stacked-mel reconstruction; linear in clip
+                                       length with SummaryMixing (*-sm-*)
 
-OUT gets <stage>/ (encoder in the official layout + heads.safetensors, + teacher.safetensors for
-a random-projection teacher, which adapting from it reuses) after every stage,
+OUT gets <stage>/ (the encoder, + heads.safetensors, + teacher.safetensors for a random-projection
+teacher, which adapting from it reuses) after every stage,
 final/ for the last, checkpoints/last.pt and metrics.jsonl (one row per optimizer step).
 Rerunning the same command after an interruption resumes from the last checkpoint.
 
@@ -36,6 +41,8 @@ examples:
   melos adapt --recipe recipes/culturemert-95m.yaml --from ~/models/MERT-v1-95M \\
       --data cultures.jsonl --replay music4all.jsonl --out runs/culturemert
   melos pretrain --recipe recipes/mert-tiny-pretrain.yaml --data music.jsonl --out runs/tiny
+  melos pretrain --recipe recipes/branchformer-sm-164m.yaml --data music.jsonl --out runs/brn-sm \\
+      --device cuda
 """
 
 MERGE_HELP = """\
@@ -218,12 +225,12 @@ def get_parser() -> argparse.ArgumentParser:
         p = commands.add_parser(
             name, formatter_class=argparse.RawDescriptionHelpFormatter,
             help="continually pre-train an encoder (two-stage CultureMERT recipe)" if adapt
-            else "pre-train an encoder from scratch with the MERT objective",
+            else "pre-train an encoder from scratch (MERT, Branchformer or Conformer)",
             description=TRAIN_HELP)
         p.add_argument("--recipe", required=True, help="recipe YAML, e.g. recipes/culturemert-95m.yaml")
         if adapt:
             p.add_argument("--from", dest="init", required=True,
-                           help="encoder to adapt: official-layout directory (MERT-v1-95M, a melos output) or preset")
+                           help="encoder to adapt: a checkpoint directory (MERT-v1-95M, a melos output) or preset")
         p.add_argument("--data", required=True, help="training manifest (JSONL; `melos data scan` makes one)")
         p.add_argument("--replay", default=None, help="replay manifest (e.g. Western music) for stages with replay")
         p.add_argument("--out", required=True, help="output folder; rerun the same command to resume")

@@ -42,3 +42,13 @@ def test_single_layer_and_long_clips(model, monkeypatch):
     assert times.shape == emb.shape[:2]
     with pytest.raises(ValueError, match="layer"):
         hear.HearModel(model.encoder, layer=99)
+
+
+def test_efficient_encoder_timestamps_at_25_hz():
+    torch.manual_seed(0)
+    model = hear.load_model("branchformer-sm-tiny", device="cpu")
+    emb, times = hear.get_timestamp_embeddings(torch.randn(1, 24000), model)
+    assert emb.shape == (1, model.encoder.n_frames(24000), 64)
+    # centre of frame t's 1,040-sample receptive field: (960 t + 520) / 24 kHz
+    assert times[0, 0].item() == pytest.approx(520 / 24)
+    assert torch.allclose(times[0, 1:] - times[0, :-1], torch.full((emb.shape[1] - 1,), 40.0))

@@ -15,10 +15,10 @@ from melos.embedding.pipeline import file_windows, parse_layers
 from melos.models import load_encoder
 
 
-@pytest.fixture(scope="module")
-def encoder():
+@pytest.fixture(scope="module", params=["mert-tiny", "branchformer-sm-tiny"])
+def encoder(request):
     torch.manual_seed(0)
-    return load_encoder("mert-tiny")
+    return load_encoder(request.param)
 
 
 @pytest.fixture

@@ -55,3 +55,13 @@ def test_probes_see_standardised_features(tmp_path, tone_task, monkeypatch):
     moved = protocol.probe_task(folder, task, config, seeds=1, lrs=(1e-3,))
     for a, b in zip(plain["grid"], moved["grid"]):
         assert abs(a["valid"] - b["valid"]) < 1e-3 and abs(a["test"]["ap"] - b["test"]["ap"]) < 1e-3
+
+
+def test_probe_cli_with_an_efficient_encoder(tmp_path, tone_task):
+    task = tone_task(tmp_path, "multiclass")
+    assert main(["probe", "--model", "branchformer-sm-tiny", "--task", str(task), "--out", str(tmp_path / "results"),
+                 "--cache", str(tmp_path / "cache"), "--seeds", "1", "--epochs", "8", "--no-progress"]) == 0
+    results = json.loads((tmp_path / "results" / "results.json").read_text())
+    run = results["runs"]["branchformer-sm-tiny"]["tones-multiclass"]
+    assert {g["layer"] for g in run["grid"]} == {0, 1, 2, "weighted"}  # front end, 2 blocks, learned mix
+    assert results["summary"]["branchformer-sm-tiny"]["tones-multiclass"]["accuracy"]["mean"] > 0.8

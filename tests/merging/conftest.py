@@ -25,3 +25,9 @@ def tiny_models(tmp_path_factory):
     torch.manual_seed(0)
     base = load_encoder("mert-tiny").save_pretrained(root / "base")
     return base, [perturbed(base, root / f"culture{i}", seed=i) for i in range(3)]
+
+
+@pytest.fixture
+def perturb():
+    """`perturbed`, for tests that build their own base."""
+    return perturbed

@@ -140,3 +140,15 @@ def test_a_merge_that_breaks_the_model_is_refused(tiny_models, tmp_path):
     with pytest.raises(CheckpointError, match="non-finite"):
         merge(base, models, MergeSpec(weights=[float("inf")]), tmp_path / "out", progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_efficient_encoders_merge_like_mert(tmp_path, perturb):
+    torch.manual_seed(0)
+    base = load_encoder("branchformer-sm-tiny").save_pretrained(tmp_path / "base")
+    models = [perturb(base, tmp_path / f"m{i}", seed=i, frozen=("front_end.",)) for i in range(2)]
+    record = merge(base, models, MergeSpec(weights=[0.5]), tmp_path / "ta", progress=False)
+    theta, ws, out = weights(base), [weights(m) for m in models], weights(tmp_path / "ta")
+    for k in theta:
+        assert torch.allclose(out[k], theta[k] + 0.5 * sum(w[k] - theta[k] for w in ws), atol=1e-6), k
+    assert record["zero_task_vector_groups"][str(models[0] / "model.safetensors")] == ["front_end"]
+    assert load_encoder(tmp_path / "ta").config == load_encoder(base).config  # config carried in the file

@@ -132,3 +132,26 @@ def test_random_projection_teacher_on_unreadable_data_says_so(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "broken.wav" in err and "--data" in err
     assert not (tmp_path / "run" / "final").exists()
+
+
+def test_efficient_encoder_pretrains_and_adapts_through_the_cli(tmp_path):
+    western = write_corpus(tmp_path / "western", "western", 3, 0)
+    makam = write_corpus(tmp_path / "makam", "makam", 3, 1)
+    assert main(["pretrain", "--recipe", str(RECIPES / "branchformer-sm-tiny.yaml"), "--data", str(western),
+                 "--out", str(tmp_path / "base"), "--no-progress"]) == 0
+    base = tmp_path / "base" / "final"
+    assert {p.name for p in base.iterdir()} == {"model.safetensors", "heads.safetensors", "teacher.safetensors"}
+    rows = [json.loads(l) for l in (tmp_path / "base" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(np.isfinite(r["loss/tokens"]) and np.isfinite(r["loss/mel"]) for r in rows)
+
+    assert main(["adapt", "--recipe", str(RECIPES / "efficient-adapt-tiny.yaml"), "--from", str(base),
+                 "--data", str(makam), "--replay", str(western), "--out", str(tmp_path / "adapted"),
+                 "--no-progress"]) == 0
+    before, stage1, stage2 = (load_encoder(d).state_dict() for d in
+                              (base, tmp_path / "adapted" / "stage1", tmp_path / "adapted" / "final"))
+    blocks = [k for k in before if k.startswith("blocks.")]
+    assert all(torch.equal(before[k], stage1[k]) for k in blocks)  # stage 1: blocks untouched
+    assert not torch.equal(before["front_end.convs.0.weight"], stage1["front_end.convs.0.weight"])
+    assert any(not torch.equal(stage1[k], stage2[k]) for k in blocks)
+    fitted, kept = (load_file(d / "teacher.safetensors") for d in (base, tmp_path / "adapted" / "final"))
+    assert all(torch.equal(kept[k], v) for k, v in fitted.items())  # teacher not refitted on makam

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
+from ..models.efficient import read_metadata
 from ..models.hf_layout import (CONFIG, PREPROCESSOR, SAFETENSORS, CheckpointError, custom_code_files, read_json,
                                 replace_dir)
 from . import methods
@@ -149,10 +150,7 @@ def merge(base: str | Path, models: list[str | Path], spec: MergeSpec, out: str 
           progress: bool = True) -> dict:
     """Merge `models` into `base` as `spec` says and write `out` (official layout). Returns merge.json."""
     base_dir, out = Path(base).expanduser(), Path(out).expanduser()
-    if not (base_dir / CONFIG).is_file():
-        raise CheckpointError(f"{base_dir}: the base must be a checkpoint directory with {CONFIG} "
-                              "(its config and preprocessor settings are copied to the output)")
-    config = read_json(base_dir / CONFIG)
+    config, metadata = base_identity(base_dir)
     inputs = open_inputs(base_dir, models)
     ref = inputs[0]
     floating = [n for n in ref.shapes if ref.dtypes[n].is_floating_point]
@@ -165,7 +163,7 @@ def merge(base: str | Path, models: list[str | Path], spec: MergeSpec, out: str 
     try:
         changed: dict[str, list[bool]] = {}  # group -> does each model's task vector move it?
         writer = StreamingWriter(tmp / SAFETENSORS, {n: (ref.shapes[n], ref.dtypes[n]) for n in ref.shapes},
-                                 {"format": "pt"})
+                                 metadata)
         pending: dict[str, torch.Tensor] = {}
         for name in tqdm(list(ref.shapes), desc="merging", unit="tensor", disable=not progress or None):
             if name in pending:
@@ -202,6 +200,18 @@ def merge(base: str | Path, models: list[str | Path], spec: MergeSpec, out: str 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return record
+
+
+def base_identity(base_dir: Path) -> tuple[dict, dict[str, str]]:
+    """What the output inherits from the base: its config.json (official layout; copied beside the
+    weights) or, for a melos efficient encoder, the config in its weights file's metadata."""
+    if (base_dir / CONFIG).is_file():
+        return read_json(base_dir / CONFIG), {"format": "pt"}
+    metadata = read_metadata(base_dir / SAFETENSORS) if (base_dir / SAFETENSORS).is_file() else None
+    if metadata is None:
+        raise CheckpointError(f"{base_dir}: the base must be a checkpoint directory with {CONFIG} or a melos "
+                              f"{SAFETENSORS} (its config and preprocessor settings are copied to the output)")
+    return {}, metadata
 
 
 def _copied(inputs: list[LazyCheckpoint], name: str, floating: bool) -> torch.Tensor:

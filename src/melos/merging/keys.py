@@ -1,12 +1,15 @@
-"""Tensor names of a MERT/HuBERT checkpoint: one canonical spelling, and named groups.
+"""Tensor names of a checkpoint: one canonical spelling, and named groups.
 
 Groups are what users select and what the merge report speaks of:
 
-    cnn         feature_extractor.*          the convolutional front end
+    cnn         feature_extractor.*          MERT/HuBERT: the convolutional front end
     projection  feature_projection.*
     pos_conv    encoder.pos_conv_embed.*     the weight-normalised positional conv
     block.<l>   encoder.layers.<l>.*         transformer block l
     final_norm  encoder.layer_norm.*
+    front_end   front_end.*                  efficient encoders: the 25 Hz front end
+    block.<l>   blocks.<l>.*                 Branchformer/Conformer block l
+    final_norm  norm.*
     heads       pre-training heads (final_proj, label_embs_concat, heads.*)
     other       anything else (e.g. masked_spec_embed)
 """
@@ -25,6 +28,9 @@ _GROUPS = [
     (re.compile(r"encoder\.layers\.(\d+)\."), "block.{}"),
     (re.compile(r"encoder\.layer_norm\."), "final_norm"),
     (re.compile(r"(final_proj|label_embs_concat|heads)\b"), "heads"),
+    (re.compile(r"front_end\."), "front_end"),
+    (re.compile(r"blocks\.(\d+)\."), "block.{}"),
+    (re.compile(r"norm\."), "final_norm"),
 ]
 
 

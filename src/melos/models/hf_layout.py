@@ -102,7 +102,7 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
     if mis_shaped:
         problems.append(f"mis-shaped tensors: {'; '.join(mis_shaped)}")
     if problems:
-        raise CheckpointError(f"{source}: does not match the model described by its config.json — "
+        raise CheckpointError(f"{source}: does not match the model its config describes — "
                               + " | ".join(problems))
     # assign: a meta-device model takes the checkpoint's tensors (in the model's dtype) without a
     # second copy of the weights

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import torch
 
+from safetensors.torch import load_file
+
+from . import efficient
 from .encoder import Encoder
-from .hf_layout import CONFIG, CheckpointError, load_mert, read_json
+from .hf_layout import CONFIG, SAFETENSORS, CheckpointError, load_mert, load_state_dict_strict, read_json
 from .mert import PRESETS, MERTEncoder
 
 # config.json `model_type` -> loader. The official MERT repos say "mert_model"; checkpoints
@@ -17,7 +20,7 @@ _LOADERS = {"mert_model": load_mert, "hubert": load_mert}
 
 
 def list_presets() -> list[str]:
-    return sorted(PRESETS)
+    return sorted(PRESETS) + sorted(efficient.PRESETS)
 
 
 def load_encoder(source: str | Path, *, device: str | torch.device | None = None,
@@ -25,9 +28,10 @@ def load_encoder(source: str | Path, *, device: str | torch.device | None = None
     """Load an encoder, never touching the network.
 
     Args:
-        source: a preset name (random weights, e.g. "mert-v1-95m"), a local directory in the
-            official Hugging Face layout, or a hub id such as "m-a-p/MERT-v1-95M" that is
-            already in the local Hugging Face cache.
+        source: a preset name (random weights, e.g. "mert-v1-95m", "branchformer-sm-12x1024"), a
+            local directory in the official Hugging Face layout, a directory or `model.safetensors`
+            written by an efficient encoder's `save_pretrained`, or a hub id such as
+            "m-a-p/MERT-v1-95M" that is already in the local Hugging Face cache.
         device, dtype: where and in which precision to put the weights.
 
     Returns the encoder in eval mode.
@@ -35,6 +39,10 @@ def load_encoder(source: str | Path, *, device: str | torch.device | None = None
     name = str(source)
     if name.lower() in PRESETS:
         model: Encoder = MERTEncoder(copy.deepcopy(PRESETS[name.lower()])).eval()
+    elif name.lower() in efficient.PRESETS:
+        model = efficient.EfficientEncoder(copy.deepcopy(efficient.PRESETS[name.lower()])).eval()
+    elif Path(name).suffix == ".safetensors" and Path(name).is_file():
+        model = _load_efficient(Path(name))
     else:
         model = _load_directory(_resolve_directory(name))
     return model.to(device=device, dtype=dtype)
@@ -45,7 +53,7 @@ def _resolve_directory(source: str) -> Path:
     if path.is_dir():
         return path
     if path.exists():
-        raise CheckpointError(f"{path}: is a file; pass the checkpoint directory that holds {CONFIG} and the weights")
+        raise CheckpointError(f"{path}: is a file; pass a melos model.safetensors or the checkpoint directory that holds {CONFIG} and the weights")
     looks_like_hub_id = source.count("/") == 1 and not source.startswith((".", "/", "~"))
     if looks_like_hub_id:
         cached = _hub_cache_snapshot(source)
@@ -68,9 +76,26 @@ def _hub_cache_snapshot(repo_id: str) -> Path | None:
 
 
 def _load_directory(directory: Path) -> Encoder:
+    if not (directory / CONFIG).exists() and (directory / SAFETENSORS).exists():
+        return _load_efficient(directory / SAFETENSORS)
     config = read_json(directory / CONFIG)
     model_type = config.get("model_type")
     if model_type not in _LOADERS:
         raise CheckpointError(f"{directory / CONFIG}: model_type {model_type!r} is not supported "
                               f"(supported: {', '.join(sorted(_LOADERS))})")
     return _LOADERS[model_type](directory, config)
+
+
+def _load_efficient(file: Path) -> Encoder:
+    """An efficient encoder from its weights file (the config travels in the metadata)."""
+    try:
+        config = efficient.read_config(file)
+        state = load_file(file)
+    except Exception as err:
+        raise CheckpointError(f"{file}: cannot read safetensors weights ({err})") from None
+    if config is None:
+        raise CheckpointError(f"{file}: holds no melos encoder config; official checkpoints need their "
+                              f"{CONFIG} beside the weights")
+    model = efficient.EfficientEncoder(config)  # not on meta: the mel front end has computed buffers
+    load_state_dict_strict(model, state, file)
+    return model.eval()

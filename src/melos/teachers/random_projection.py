@@ -164,7 +164,7 @@ class MelTokenizer(nn.Module):
         seed: int = 0,
     ):
         super().__init__()
-        self.stack = stack
+        self.stack, self.sample_rate = stack, sample_rate
         self.log_mel = LogMel(sample_rate, n_fft, hop_length, n_mels)
         self.quantizer = RandomProjectionQuantizer(n_mels * stack, code_dim, codebook_size, seed)
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..objectives.mert_loss import LossWeights
+from ..objectives.rpq_objective import RPQObjectiveConfig
 from .trainer import Stage
 
 
@@ -64,7 +65,8 @@ class RecipeStage(Stage):
 class Recipe:
     model: str = "mert-tiny"  # preset or checkpoint for `pretrain`; `adapt --from` replaces it
     teacher: TeacherSpec = field(default_factory=TeacherSpec)
-    objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
+    objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)  # MERT models
+    rpq: RPQObjectiveConfig = field(default_factory=RPQObjectiveConfig)  # efficient encoders
     stages: list[RecipeStage] = field(default_factory=list)
     crop_seconds: float = 5.0
     feature_grad_mult: float = 0.1

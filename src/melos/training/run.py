@@ -1,8 +1,12 @@
 """`melos pretrain` and `melos adapt`: build encoder, heads, teachers and data from a recipe, train.
 
 Output layout of DIR:
-    DIR/<stage>/        encoder in the official layout + heads.safetensors (+ teacher.safetensors for a
-                        random-projection teacher, whose fitted statistics continual pre-training reuses)
+    DIR/<stage>/        encoder (MERT: the official layout; efficient encoders: melos's) + heads.safetensors
+                        (+ teacher.safetensors for a random-projection teacher, whose fitted statistics
+                        continual pre-training reuses)
+
+The objective follows the encoder: MERT models train with the MERT objective (acoustic tokens +
+CQT), efficient encoders (Branchformer/Conformer) with the random-projection-quantizer objective.
     DIR/final/          the same for the last stage
     DIR/checkpoints/    last.pt, for resuming (rerun the same command)
     DIR/metrics.jsonl   one row per optimizer step
@@ -23,12 +27,15 @@ from safetensors.torch import load_file, save_file
 from ..audio import AudioError, load
 from ..data.crops import CropBatcher, CropSource, take_hours
 from ..data.manifest import ManifestRow, read_manifest
-from ..models import MERTEncoder, load_encoder
+from ..models import Encoder, load_encoder
+from ..models.efficient import EfficientEncoder
+from ..models.hf_layout import load_state_dict_strict
 from ..objectives.mert_loss import MERTHeads
 from ..objectives.mert_objective import MERTObjective, MERTObjectiveConfig
+from ..objectives.rpq_objective import RPQHeads, RPQObjective
 from ..teachers.cqt import CQT
 from ..teachers.encodec_tokens import EncodecTokenizer
-from ..teachers.random_projection import RandomProjectionTokenizer
+from ..teachers.random_projection import MelTokenizer, RandomProjectionTokenizer
 from .recipe import MonitorSpec, Recipe, RecipeStage, TeacherSpec
 from .trainer import Stage, Trainer
 
@@ -37,23 +44,27 @@ HEADS = "heads.safetensors"
 TEACHER = "teacher.safetensors"
 STATS_CLIPS = 64  # clips whose log-mel frames fit a random-projection teacher's statistics
 
-Tokenizer = EncodecTokenizer | RandomProjectionTokenizer
+Tokenizer = EncodecTokenizer | RandomProjectionTokenizer | MelTokenizer
+Heads = MERTHeads | RPQHeads
 
 
 def acoustic_teacher(spec: TeacherSpec, seed: int, source: str | Path, rows: list[ManifestRow]) -> Tokenizer:
-    """The recipe's acoustic teacher. A random-projection teacher saved beside `source` is reused
-    as it is (continual pre-training keeps its teacher); otherwise its statistics are fitted on up
-    to STATS_CLIPS clips of `rows`, picked by `seed`."""
+    """The MERT objective's acoustic teacher: EnCodec, or random projections (see `fitted_teacher`)."""
     if spec.acoustic == "encodec":
         return (EncodecTokenizer.tiny(seed) if spec.encodec == "tiny"
                 else EncodecTokenizer.from_pretrained(Path(spec.encodec).expanduser(), spec.bandwidth))
     if spec.acoustic != "random-projection":
         raise ValueError(f"teacher.acoustic: {spec.acoustic!r} is not 'encodec' or 'random-projection'")
-    teacher = RandomProjectionTokenizer(spec.codebooks, spec.codebook_size, seed=seed)
+    return fitted_teacher(RandomProjectionTokenizer(spec.codebooks, spec.codebook_size, seed=seed), seed, source, rows)
+
+
+def fitted_teacher(teacher: RandomProjectionTokenizer | MelTokenizer, seed: int, source: str | Path,
+                   rows: list[ManifestRow]) -> RandomProjectionTokenizer | MelTokenizer:
+    """A random-projection teacher saved beside `source` is reused as it is (continual
+    pre-training keeps its teacher); otherwise its statistics are fitted on up to STATS_CLIPS
+    clips of `rows`, picked by `seed`."""
     file = Path(source) / TEACHER
     if file.is_file():
-        from ..models.hf_layout import load_state_dict_strict
-
         load_state_dict_strict(teacher, load_file(file), file)
         return teacher
     picks = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))[:STATS_CLIPS].tolist()
@@ -76,30 +87,27 @@ def acoustic_teacher(spec: TeacherSpec, seed: int, source: str | Path, rows: lis
     return teacher
 
 
-def load_heads(source: str | Path, encoder: MERTEncoder, codec: Tokenizer, final_dim: int) -> MERTHeads | None:
-    """Heads saved beside a melos-trained encoder, or None (official checkpoints have none)."""
-    heads = MERTHeads(encoder.hidden_size, codec.n_codebooks, codec.codebook_size, final_dim)
+def load_heads(source: str | Path, heads: Heads) -> bool:
+    """Fill `heads` from the heads.safetensors saved beside a melos-trained encoder; False if there is
+    none (official checkpoints have none)."""
     file = Path(source) / HEADS
     if not file.is_file():
-        return None
-    from ..models.hf_layout import load_state_dict_strict
-
+        return False
     load_state_dict_strict(heads, load_file(file), file)
-    return heads
+    return True
 
 
-def save_stage(encoder: MERTEncoder, heads: MERTHeads, teacher: Tokenizer, directory: Path) -> None:
-    """Encoder (official layout), heads and a random-projection teacher; the directory appears
-    only when complete."""
+def save_stage(encoder: Encoder, heads: Heads, teacher: Tokenizer, directory: Path) -> None:
+    """Encoder, heads and a random-projection teacher; the directory appears only when complete."""
     encoder.save_pretrained(directory)
-    files = {HEADS: heads} | ({TEACHER: teacher} if isinstance(teacher, RandomProjectionTokenizer) else {})
+    files = {HEADS: heads} | ({} if isinstance(teacher, EncodecTokenizer) else {TEACHER: teacher})
     for name, module in files.items():
         tmp = directory / f".{name}.tmp"
         save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, tmp)
         tmp.rename(directory / name)
 
 
-def make_monitor(spec: MonitorSpec, encoder: MERTEncoder, device: str):
+def make_monitor(spec: MonitorSpec, encoder: Encoder, device: str):
     """A callable that probes the encoder as it is now on `spec.task`; returns the test score."""
     import tempfile
 
@@ -119,6 +127,24 @@ def make_monitor(spec: MonitorSpec, encoder: MERTEncoder, device: str):
     return monitor
 
 
+def build_objective(recipe: Recipe, encoder: Encoder, source: str | Path,
+                    rows: list[ManifestRow]) -> tuple[RPQObjective | MERTObjective, Heads, Tokenizer]:
+    """The objective the encoder trains with, its (fresh) heads and its frozen teacher."""
+    if isinstance(encoder, EfficientEncoder):
+        teacher = fitted_teacher(MelTokenizer(codebook_size=recipe.teacher.codebook_size, seed=recipe.seed),
+                                 recipe.seed, source, rows)
+        heads = RPQHeads(encoder.hidden_size, teacher.quantizer.codebook_size, teacher.quantizer.input_dim)
+        return RPQObjective(encoder, heads, teacher, recipe.rpq), heads, teacher
+    encoder.feature_grad_mult = recipe.feature_grad_mult
+    codec = acoustic_teacher(recipe.teacher, recipe.seed, source, rows)
+    spec = recipe.objective
+    heads = MERTHeads(encoder.hidden_size, codec.n_codebooks, codec.codebook_size, spec.final_dim)
+    objective = MERTObjective(encoder, heads, codec, CQT(), MERTObjectiveConfig(
+        spec.mask_prob, spec.mask_span, spec.temperature, spec.weights, spec.n_predicted_codebooks,
+        spec.mixture_prob, spec.mixture_samples))
+    return objective, heads, codec
+
+
 def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = None,
           replay: str | Path | None = None, device: str = "cpu", progress: bool = True) -> Path:
     """Train as the recipe says, starting from `init` (else `recipe.model`). Returns DIR/final."""
@@ -130,21 +156,14 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
     torch.manual_seed(recipe.seed)
     source = init or recipe.model
     encoder = load_encoder(source)
-    encoder.feature_grad_mult = recipe.feature_grad_mult
     rows = read_manifest(data)
-    codec = acoustic_teacher(recipe.teacher, recipe.seed, source, rows)
-    heads = load_heads(source, encoder, codec, recipe.objective.final_dim)
+    objective, heads, codec = build_objective(recipe, encoder, source, rows)
     stages = [dataclasses.replace(s) for s in recipe.stages]
-    if heads is None:
-        heads = MERTHeads(encoder.hidden_size, codec.n_codebooks, codec.codebook_size, recipe.objective.final_dim)
+    if not load_heads(source, heads):
         log.warning("no %s beside %s: pre-training heads created fresh%s", HEADS, source,
                     "; the first stage trains all of them" if recipe.train_fresh_heads else "")
         if recipe.train_fresh_heads and stages and "heads.*" not in stages[0].trainable:
             stages[0].trainable = [*stages[0].trainable, "heads.*"]
-    spec = recipe.objective
-    objective = MERTObjective(encoder, heads, codec, CQT(), MERTObjectiveConfig(
-        spec.mask_prob, spec.mask_span, spec.temperature, spec.weights, spec.n_predicted_codebooks,
-        spec.mixture_prob, spec.mixture_samples))
     replay_rows = read_manifest(replay) if replay else None
 
     def batches(stage: Stage) -> CropBatcher:
