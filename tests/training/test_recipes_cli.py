@@ -119,6 +119,16 @@ def test_random_projection_teacher_is_fitted_once_and_kept_through_adaptation(tm
     kept = load_file(tmp_path / "adapted" / "final" / "teacher.safetensors")
     assert all(torch.equal(kept[k], v) for k, v in fitted.items())  # not refitted on makam
 
+    # statistics from another manifest: the same teacher as training on that data
+    one_step = ["--set", "stages.0.steps=1", "--no-progress"]
+    assert main(["pretrain", "--recipe", str(RECIPES / "mert-tiny-pretrain.yaml"), "--data", str(western),
+                 "--out", str(tmp_path / "stats"), *teacher, *one_step, "--set", f"teacher.statistics={makam}"]) == 0
+    assert main(["pretrain", "--recipe", str(RECIPES / "mert-tiny-pretrain.yaml"), "--data", str(makam),
+                 "--out", str(tmp_path / "on-makam"), *teacher, *one_step]) == 0
+    a, b = (load_file(tmp_path / d / "final" / "teacher.safetensors") for d in ("stats", "on-makam"))
+    assert torch.equal(a["quantizers.0.mean"], b["quantizers.0.mean"])
+    assert not torch.equal(a["quantizers.0.mean"], fitted["quantizers.0.mean"])
+
     assert main(["pretrain", "--recipe", str(RECIPES / "mert-tiny-pretrain.yaml"), "--data", str(western),
                  "--out", str(tmp_path / "bad"), "--set", "teacher.acoustic=k-means"]) == 2
     assert "k-means" in capsys.readouterr().err

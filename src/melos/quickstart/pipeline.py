@@ -16,6 +16,7 @@ resumes (training itself resumes from its last checkpoint).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -80,6 +81,8 @@ def prepare_data(corpus_manifest: Path, out: Path) -> dict[str, Path]:
     _write_jsonl(data / "train-multi.jsonl",
                  [r for r in rows if r["culture"] != WESTERN and r["split"] == "train"])
     paths["multi"] = data / "train-multi.jsonl"
+    _write_jsonl(data / "train-all.jsonl", [r for r in rows if r["split"] == "train"])
+    paths["all"] = data / "train-all.jsonl"
     return paths
 
 
@@ -104,8 +107,12 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
         corpus, cfg.corpus.clips, cfg.corpus.seconds, cfg.corpus.seed, progress=progress))
     data = prepare_data(corpus / "manifest.jsonl", out)
 
+    # The teacher stands for a general-purpose codec (EnCodec is not trained on MERT's data): its
+    # statistics come from every tradition, so none of them is tokenised mostly into a few codes.
+    pretrain = dataclasses.replace(cfg.pretrain, teacher=dataclasses.replace(cfg.pretrain.teacher,
+                                                                             statistics=str(data["all"])))
     steps.run("2 pretrain western", (final[WESTERN] / "config.json").is_file(), lambda: train(
-        cfg.pretrain, data[WESTERN], runs / WESTERN, progress=progress))
+        pretrain, data[WESTERN], runs / WESTERN, progress=progress))
 
     def adapt() -> None:
         for name in [*others, "multi"]:

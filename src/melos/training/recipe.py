@@ -31,6 +31,9 @@ class TeacherSpec:
     bandwidth: float = 6.0
     codebooks: int = 8  # random-projection: K quantizers ...
     codebook_size: int = 1024  # ... of this many codewords each
+    # Manifest whose clips fit a random-projection teacher's log-mel statistics (default: the
+    # training data). A teacher stands for a general-purpose codec: fit it on broad music.
+    statistics: str | None = None
 
 
 @dataclass

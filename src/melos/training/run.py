@@ -129,7 +129,8 @@ def make_monitor(spec: MonitorSpec, encoder: Encoder, device: str):
 
 def build_objective(recipe: Recipe, encoder: Encoder, source: str | Path,
                     rows: list[ManifestRow]) -> tuple[RPQObjective | MERTObjective, Heads, Tokenizer]:
-    """The objective the encoder trains with, its (fresh) heads and its frozen teacher."""
+    """The objective the encoder trains with, its (fresh) heads and its frozen teacher (a
+    random-projection teacher not saved beside `source` is fitted on clips of `rows`)."""
     if isinstance(encoder, EfficientEncoder):
         teacher = fitted_teacher(MelTokenizer(codebook_size=recipe.teacher.codebook_size, seed=recipe.seed),
                                  recipe.seed, source, rows)
@@ -157,7 +158,8 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
     source = init or recipe.model
     encoder = load_encoder(source)
     rows = read_manifest(data)
-    objective, heads, codec = build_objective(recipe, encoder, source, rows)
+    stats_rows = read_manifest(Path(recipe.teacher.statistics).expanduser()) if recipe.teacher.statistics else rows
+    objective, heads, codec = build_objective(recipe, encoder, source, stats_rows)
     stages = [dataclasses.replace(s) for s in recipe.stages]
     if not load_heads(source, heads):
         log.warning("no %s beside %s: pre-training heads created fresh%s", HEADS, source,
