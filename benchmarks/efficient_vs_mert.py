@@ -59,7 +59,8 @@ def main() -> None:
     audio_per_step = stage.batch_size * cfg.pretrain.crop_seconds
     mert_dir = qs / "runs" / "western"
     mert_steps = throughput(mert_dir)[1]
-    efficient = dataclasses.replace(cfg.pretrain, model=args.model)
+    teacher = dataclasses.replace(cfg.pretrain.teacher, statistics=str(qs / "data" / "train-all.jsonl"))
+    efficient = dataclasses.replace(cfg.pretrain, model=args.model, teacher=teacher)  # fitted as the quickstart's
     out = qs / "efficient"
     speed = {name: calibrate(recipe, qs, out / f"calibration-{name}")
              for name, recipe in (("mert", cfg.pretrain), ("efficient", efficient))}
