@@ -6,7 +6,6 @@ import copy
 from pathlib import Path
 
 import torch
-
 from safetensors.torch import load_file
 
 from . import efficient
@@ -53,7 +52,8 @@ def _resolve_directory(source: str) -> Path:
     if path.is_dir():
         return path
     if path.exists():
-        raise CheckpointError(f"{path}: is a file; pass a melos model.safetensors or the checkpoint directory that holds {CONFIG} and the weights")
+        raise CheckpointError(f"{path}: is a file; pass a melos {SAFETENSORS} or the checkpoint directory "
+                              f"that holds {CONFIG} and the weights")
     looks_like_hub_id = source.count("/") == 1 and not source.startswith((".", "/", "~"))
     if looks_like_hub_id:
         cached = _hub_cache_snapshot(source)

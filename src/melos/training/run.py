@@ -4,12 +4,12 @@ Output layout of DIR:
     DIR/<stage>/        encoder (MERT: the official layout; efficient encoders: melos's) + heads.safetensors
                         (+ teacher.safetensors for a random-projection teacher, whose fitted statistics
                         continual pre-training reuses)
-
-The objective follows the encoder: MERT models train with the MERT objective (acoustic tokens +
-CQT), efficient encoders (Branchformer/Conformer) with the random-projection-quantizer objective.
     DIR/final/          the same for the last stage
     DIR/checkpoints/    last.pt, for resuming (rerun the same command)
     DIR/metrics.jsonl   one row per optimizer step
+
+The objective follows the encoder: MERT models train with the MERT objective (acoustic tokens +
+CQT), efficient encoders (Branchformer/Conformer) with the random-projection-quantizer objective.
 """
 
 from __future__ import annotations
