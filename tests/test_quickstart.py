@@ -1,6 +1,7 @@
 """The quickstart, scaled down: the same end-to-end run, its outputs and its resume."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +10,7 @@ from melos.quickstart.report import expectations
 
 # Fewer and shorter clips, fewer steps and probe epochs than recipes/quickstart.yaml.
 FAST = ["corpus.clips=24", "corpus.seconds=2.0", "pretrain.stages.0.steps=20", "adapt.stages.0.steps=4",
-        "adapt.stages.1.steps=8", "probe.seeds=1", "probe.epochs=5", "lambdas=[0.2,1.0]"]
+        "adapt.stages.1.steps=8", "multi_steps=[]", "probe.seeds=1", "probe.epochs=5", "lambdas=[0.2,1.0]"]
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,18 @@ def test_expectations_read_the_effect_from_results():
     assert all(ok for _, ok in expectations(results(0.8, 0.75, 0.69)))
     assert [ok for _, ok in expectations(results(0.6, 0.75, 0.69))][:3] == [False] * 3
     assert not expectations(results(0.8, 0.75, 0.67))[-1][1]  # multi lost 0.03 on western
+
+
+def test_multi_recipe_takes_the_multi_steps():
+    from melos.quickstart.pipeline import load_config, multi_recipe
+    recipe = Path(__file__).parents[1] / "recipes" / "quickstart.yaml"
+    cfg = load_config(recipe, ["multi_steps=[3,9]"])
+    assert [s.steps for s in multi_recipe(cfg).stages] == [3, 9]
+    assert multi_recipe(cfg).stages[1].lr_max == cfg.adapt.stages[1].lr_max
+    assert [s.steps for s in multi_recipe(load_config(recipe, ["multi_steps=[]"])).stages] == \
+        [s.steps for s in cfg.adapt.stages]
+    with pytest.raises(ValueError, match="multi_steps has 1 entries for 2 adapt stages"):
+        multi_recipe(load_config(recipe, ["multi_steps=[3]"]))
 
 
 def test_quickstart_report_and_resume(quickstart_run, capsys):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from melos.teachers.cqt import CQT, align_frames
+from melos.teachers.cqt import CQT, align_frames, decimation
 
 SR, HOP, FMIN, BINS, BPO = 24000, 320, 32.7, 336, 48
 Q = 1 / (2 ** (1 / BPO) - 1)
@@ -55,6 +55,27 @@ def test_matches_nnaudio(
     assert ours.shape == theirs.shape == (2, BINS, x.shape[-1] // HOP + 1)
     # Same float64 kernels rounded to float32; only the float32 summation order over up to 50k
     # taps differs (octave-cropped kernels), measured ~1e-5 of the peak.
+    assert (ours - theirs).abs().max() < 1e-4 * theirs.max()
+
+
+def test_decimation_keeps_each_octave_below_half_the_new_nyquist() -> None:
+    assert [d for d, _ in CQT().octaves] == [64, 32, 16, 8, 4, 2, 1]
+    assert decimation(300, SR, 65.0) == 4  # only powers of two that divide the hop
+    for hop in (320, 300, 256):
+        for top in (65.0, 500.0, 4000.0):
+            d = decimation(hop, SR, top)
+            assert hop % d == 0 and SR / (2 * d) >= 2 * top
+
+
+@pytest.mark.parametrize("hop", [256, 300])
+def test_matches_nnaudio_at_other_hops(hop: int, noise: torch.Tensor) -> None:
+    """Other hops give other decimation factors and decimated grids; the values must not move."""
+    from nnAudio import features
+    theirs = features.CQT1992v2(sr=SR, hop_length=hop, fmin=FMIN, n_bins=BINS, bins_per_octave=BPO, norm=1,
+                                window="hann", center=True, pad_mode="constant", output_format="Magnitude",
+                                trainable=False, verbose=False)(noise)
+    ours = CQT(hop_length=hop)(noise)
+    assert ours.shape == theirs.shape
     assert (ours - theirs).abs().max() < 1e-4 * theirs.max()
 
 

@@ -26,7 +26,7 @@ from ..data.synth import TRADITIONS, write_corpus
 from ..evaluation.probe import ProbeConfig
 from ..evaluation.protocol import run_probes, write_atomic
 from ..evaluation.tasks import load_task
-from ..training.recipe import load_typed
+from ..training.recipe import Recipe, load_typed
 from .config import QuickstartConfig
 
 WESTERN = "western"
@@ -86,6 +86,16 @@ def prepare_data(corpus_manifest: Path, out: Path) -> dict[str, Path]:
     return paths
 
 
+def multi_recipe(cfg: QuickstartConfig) -> Recipe:
+    """The adapt recipe with the multi-tradition model's stage lengths (`multi_steps`)."""
+    if not cfg.multi_steps:
+        return cfg.adapt
+    if len(cfg.multi_steps) != len(cfg.adapt.stages):
+        raise ValueError(f"multi_steps has {len(cfg.multi_steps)} entries for {len(cfg.adapt.stages)} adapt stages")
+    stages = [dataclasses.replace(stage, steps=steps) for stage, steps in zip(cfg.adapt.stages, cfg.multi_steps)]
+    return dataclasses.replace(cfg.adapt, stages=stages)
+
+
 def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path = "quickstart",
                overrides: list[str] = (), progress: bool = True) -> dict:
     """Run every step (skipping finished ones); returns results.json's content."""
@@ -118,7 +128,8 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
         for name in [*others, "multi"]:
             if not (final[name] / "config.json").is_file():
                 print(f"  adapting to {name}")
-                train(cfg.adapt, data[name], runs / name, init=str(final[WESTERN]), replay=data[WESTERN],
+                recipe = multi_recipe(cfg) if name == "multi" else cfg.adapt
+                train(recipe, data[name], runs / name, init=str(final[WESTERN]), replay=data[WESTERN],
                       progress=progress)
 
     steps.run("3 adapt", all((final[n] / "config.json").is_file() for n in [*others, "multi"]), adapt)
