@@ -50,8 +50,10 @@ class SplitFeatures:
 
 
 def extract_features(model: str | Path | Encoder, task: Task, cache_root: str | Path = "cache/features", *,
-                     device: str = "cpu", progress: bool = True) -> tuple[Path, EmbedSummary]:
-    """Fill (or resume) the cache of `task` for `model`; returns its folder and the run summary."""
+                     device: str = "cpu", batch_size: int = 8, progress: bool = True) -> tuple[Path, EmbedSummary]:
+    """Fill (or resume) the cache of `task` for `model`; returns its folder and the run summary.
+    Windows of equal length go through the encoder `batch_size` at a time (8: a third faster than
+    one at a time for the quickstart's tiny model)."""
     encoder = load_encoder(model) if isinstance(model, (str, Path)) else model
     folder = Path(cache_root) / f"{model_hash(encoder)}-{task_hash(task)}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -60,7 +62,7 @@ def extract_features(model: str | Path | Encoder, task: Task, cache_root: str | 
                                                    "task": task.name, "manifest": str(task.manifest)}, indent=2))
     sources = [AudioSource(Path(item.path), f"{n:06d}-{Path(item.path).name}") for n, item in enumerate(task.items)]
     summary = embed(encoder, sources, folder, window=task.window, hop=task.hop, max_duration=task.max_duration,
-                    device=device, skip_existing=True, progress=progress)
+                    device=device, batch_size=batch_size, skip_existing=True, progress=progress)
     return folder, summary
 
 
