@@ -10,7 +10,7 @@ from melos.quickstart.report import expectations
 
 # Fewer and shorter clips, fewer steps and probe epochs than recipes/quickstart.yaml.
 FAST = ["corpus.clips=24", "corpus.seconds=2.0", "pretrain.stages.0.steps=20", "adapt.stages.0.steps=4",
-        "adapt.stages.1.steps=8", "multi_steps=[]", "probe.seeds=1", "probe.epochs=5", "lambdas=[0.2,1.0]"]
+        "adapt.stages.1.steps=8", "multi_steps=[6,12]", "probe.seeds=1", "probe.epochs=5", "lambdas=[0.2,1.0]"]
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,12 @@ def test_expectations_read_the_effect_from_results():
     assert all(ok for _, ok in expectations(results(0.8, 0.75, 0.69)))
     assert [ok for _, ok in expectations(results(0.6, 0.75, 0.69))][:3] == [False] * 3
     assert not expectations(results(0.8, 0.75, 0.67))[-1][1]  # multi lost 0.03 on western
+
+
+def test_quickstart_trains_the_multi_model_for_multi_steps(quickstart_run):
+    out, _ = quickstart_run
+    steps = {name: len((out / "runs" / name / "metrics.jsonl").read_text().splitlines()) for name in ("makam", "multi")}
+    assert steps == {"makam": 4 + 8, "multi": 6 + 12}
 
 
 def test_multi_recipe_takes_the_multi_steps():

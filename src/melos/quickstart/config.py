@@ -16,7 +16,7 @@ class CorpusSpec:
 
 @dataclass
 class ProbeSpec:
-    """The constrained protocol: fewer seeds, epochs and learning rates than the full one."""
+    """The constrained protocol: the full one's 5 seeds, fewer epochs and learning rates."""
 
     seeds: int = 5
     epochs: int = 30

@@ -105,6 +105,7 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
     from .report import token_similarity, write_report
 
     cfg = load_config(config, list(overrides))
+    multi = multi_recipe(cfg)  # a bad multi_steps fails here, not after three adaptations
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     steps = Steps()
@@ -128,7 +129,7 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
         for name in [*others, "multi"]:
             if not (final[name] / "config.json").is_file():
                 print(f"  adapting to {name}")
-                recipe = multi_recipe(cfg) if name == "multi" else cfg.adapt
+                recipe = multi if name == "multi" else cfg.adapt
                 train(recipe, data[name], runs / name, init=str(final[WESTERN]), replay=data[WESTERN],
                       progress=progress)
 

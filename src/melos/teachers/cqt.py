@@ -79,7 +79,8 @@ class CQT(nn.Module):
     frequency domain (an ideal brick wall) and resampled to 1/D of the rate, and the kernels
     are taken every D-th tap. Both are band-limited below the new Nyquist, so by Parseval the
     inner products are the full-rate ones up to the kernels' out-of-band leakage (~1e-7 of the
-    peak); the low octaves, whose kernels are longest, cost 1/32 of the direct convolution.
+    peak); from the lowest octave up, whose kernels are longest, each costs 1/64, 1/32, ... of
+    the direct convolution.
     """
 
     def __init__(
