@@ -31,6 +31,10 @@ def test_quickstart_results_cover_every_model_and_task(quickstart_run):
             assert {"roc_auc", "ap"} <= set(metrics)
             assert 0 <= metrics["roc_auc"]["mean"] <= 1 and metrics["roc_auc"]["std"] >= 0
     assert len(expectations(results)) == 7
+    assert len(results["intervals"]) == 7  # each check's difference, bootstrapped over test clips
+    for interval in results["intervals"].values():  # 3 or 4 test clips here: some may be undefined (nan)
+        assert set(interval) == {"difference", "low", "high", "p_better"}
+    assert all("95% interval over test clips" in text for text, _ in expectations(results))
 
 
 def test_expectations_read_the_effect_from_results():

@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+from safetensors.torch import load_file
+
 from melos.cli import main
+from melos.evaluation.metrics import roc_auc_macro
 
 
 def test_probe_cli(tmp_path, capsys, tone_task):
@@ -18,6 +22,11 @@ def test_probe_cli(tmp_path, capsys, tone_task):
     assert summary["tones-multilabel"]["roc_auc"]["mean"] > 0.8
     run = results["runs"]["mert-tiny"]["tones-multiclass"]
     assert len(run["grid"]) == 4 * 6 and run["chosen"]["valid"] == max(g["valid"] for g in run["grid"])
+    # The saved test outputs are the chosen member's, per seed: they give back the reported metric.
+    saved = load_file(tmp_path / "results" / results["runs"]["mert-tiny"]["tones-multilabel"]["test_outputs"])
+    assert saved["outputs"].shape == (2, 6, 3) and saved["targets"].shape == (6, 3)
+    auc, _ = roc_auc_macro(saved["outputs"], saved["targets"])
+    assert float(auc.mean()) == pytest.approx(summary["tones-multilabel"]["roc_auc"]["mean"], abs=1e-6)
     table = (tmp_path / "results" / "results.md").read_text()
     assert "| mert-tiny |" in table and "±" in table and "tones-multilabel roc_auc" in table
     assert "chosen layer" in capsys.readouterr().out

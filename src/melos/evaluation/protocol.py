@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from safetensors.torch import save_file
 
 from . import metrics as M
 from .features import load_split
@@ -44,11 +45,13 @@ def n_outputs(task: Task, train_targets: torch.Tensor) -> int:
 
 
 def probe_task(folder: str | Path, task: Task, config: ProbeConfig, seeds: int = 5,
-               lrs: tuple[float, ...] = LEARNING_RATES) -> dict:
+               lrs: tuple[float, ...] = LEARNING_RATES, outputs_to: Path | None = None) -> dict:
     """Run the grid for `seeds` seeds on a filled feature cache; returns a JSON-ready dict.
 
     Features are standardised per layer and dimension with the training split's mean and std
-    (as HEAR's evaluation kit does), so a layer's scale does not decide how well it probes."""
+    (as HEAR's evaluation kit does), so a layer's scale does not decide how well it probes.
+    `outputs_to`: a safetensors file for the chosen member's track-level test outputs per seed
+    ("outputs" [S, T, C]) and the test targets, what paired comparisons of models resample."""
     train, valid, test = (load_split(folder, task, s) for s in ("train", "valid", "test"))
     std, mean = torch.std_mean(train.features, dim=1, keepdim=True)
     for split in (train, valid, test):
@@ -60,15 +63,19 @@ def probe_task(folder: str | Path, task: Task, config: ProbeConfig, seeds: int =
     def metric(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return task_metrics(task, outputs, targets)[primary]
 
-    valid_scores, test_scores = [], []
+    valid_scores, test_scores, test_outputs = [], [], []
     for seed in range(seeds):
         result = GridTrainer(config, members, n_outputs(task, train.targets), seed, metric).fit(
             (train.features, train.targets[train.groups]), (valid.features, valid.targets),
             (test.features, test.targets), valid.groups, test.groups)
         valid_scores.append(result.best_valid)
         test_scores.append(task_metrics(task, result.test_outputs, test.targets))
+        test_outputs.append(result.test_outputs)
     valid_mean = torch.stack(valid_scores).mean(0)  # (M,)
     chosen = int(valid_mean.argmax())  # validation only: test never influences the choice
+    if outputs_to is not None:
+        save_atomic({"outputs": torch.stack([o[chosen] for o in test_outputs]).float().contiguous(),
+                     "targets": test.targets.contiguous()}, outputs_to)
     grid = [{"layer": "weighted" if m.layer == WEIGHTED else m.layer, "lr": m.lr,
              "valid": float(valid_mean[i]),
              "test": {k: float(torch.stack([s[k][i] for s in test_scores]).mean()) for k in test_scores[0]}}
@@ -102,19 +109,29 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def save_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file(tensors, tmp)
+    os.replace(tmp, path)
+
+
 def run_probes(models: list[str], tasks: list[Task], out: str | Path, cache: str | Path, config_for:
                Callable[[Task], ProbeConfig], seeds: int, device: str = "cpu", progress: bool = True,
                lrs: tuple[float, ...] = LEARNING_RATES) -> dict:
-    """Features (cached) + probes for every model x task; writes results.json and results.md."""
+    """Features (cached) + probes for every model x task; writes results.json, results.md and
+    each run's test outputs (test_outputs/MODEL-INDEX-TASK.safetensors, named in its run)."""
     from .features import extract_features
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"runs": {}, "summary": {}}
-    for model in models:
+    for index, model in enumerate(models):
         for task in tasks:
             folder, _ = extract_features(model, task, cache, device=device, progress=progress)
-            run = probe_task(folder, task, config_for(task), seeds, lrs)
+            outputs = Path("test_outputs") / f"{index}-{task.name}.safetensors"
+            run = probe_task(folder, task, config_for(task), seeds, lrs, outputs_to=out / outputs)
+            run["test_outputs"] = str(outputs)
             results["runs"].setdefault(model, {})[task.name] = run
             results["summary"].setdefault(model, {})[task.name] = run["test"]
     write_atomic(out / "results.json", json.dumps(results, indent=2))

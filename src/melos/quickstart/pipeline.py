@@ -102,7 +102,7 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
     from ..merging import MergeSpec, merge
     from ..merging.similarity import task_vector_similarity, write_similarity
     from ..training.run import acoustic_teacher, train
-    from .report import token_similarity, write_report
+    from .report import paired_intervals, token_similarity, write_report
 
     cfg = load_config(config, list(overrides))
     multi = multi_recipe(cfg)  # a bad multi_steps fails here, not after three adaptations
@@ -168,7 +168,8 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
     by_name = {name: str(path) for name, path in models.items()}
     runs_by_name = {name: probed["runs"][path] for name, path in by_name.items()}
     results = {"models": {name: {task: run["test"] for task, run in tasks_.items()}
-                          for name, tasks_ in runs_by_name.items()}}
+                          for name, tasks_ in runs_by_name.items()},
+               "intervals": paired_intervals(out / "probe", runs_by_name)}
     write_atomic(out / "results.json", json.dumps(results, indent=2))
     start = time.perf_counter()
     table = write_report(out, results, runs_by_name, cfg, steps.times)
