@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from melos.cli import main
-from melos.quickstart.report import expectations
+from melos.quickstart.report import expectations, group_auc
 
 # Fewer and shorter clips, fewer steps and probe epochs than recipes/quickstart.yaml.
 FAST = ["corpus.clips=24", "corpus.seconds=2.0", "pretrain.stages.0.steps=20", "adapt.stages.0.steps=4",
@@ -35,6 +35,29 @@ def test_quickstart_results_cover_every_model_and_task(quickstart_run):
     for interval in results["intervals"].values():  # 3 or 4 test clips here: some may be undefined (nan)
         assert set(interval) == {"difference", "low", "high", "p_better"}
     assert all("95% interval over test clips" in text for text, _ in expectations(results))
+    assert results["groups"].keys() == results["models"].keys()
+    for tasks in results["groups"].values():  # 3 or 4 test clips: a group may have no scorable tag
+        assert set(tasks) == {"western", "makam", "raga", "greek"}
+        assert all(g in ("mode", "metre", "instruments") and 0 <= v <= 1 for t in tasks.values() for g, v in t.items())
+    assert "## By tag group" in (out / "report.md").read_text()
+
+
+def test_group_auc_averages_each_groups_tags_over_seeds(tmp_path):
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    targets = torch.tensor([[1, 0, 1, 0], [0, 1, 1, 0], [1, 1, 0, 0], [0, 0, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0]])
+    outputs = torch.tensor(rng.random((3, 6, 4)), dtype=torch.float32)  # 3 seeds, 6 tracks, 4 tags
+    save_file({"outputs": outputs, "targets": targets}, tmp_path / "0-makam.safetensors")
+    runs = {"western": {"makam": {"test_outputs": "0-makam.safetensors"}}}
+    groups = {"makam/rast": "mode", "oud": "instruments", "ney": "instruments", "kanun": "instruments"}
+    table = group_auc(tmp_path, runs, {"makam": ["makam/rast", "oud", "ney", "kanun"]}, groups)
+    auc = [[roc_auc_score(targets[:, j], outputs[s, :, j]) for j in range(3)] for s in range(3)]
+    expected = {"mode": np.mean([a[0] for a in auc]), "instruments": np.mean([a[1:] for a in auc])}  # kanun: no positives
+    assert table["western"]["makam"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_expectations_read_the_effect_from_results():

@@ -12,6 +12,11 @@ class CorpusSpec:
     clips: int = 160  # per tradition
     seconds: float = 5.0
     seed: int = 0
+    split: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "valid": 0.15, "test": 0.15})
+
+    def __post_init__(self) -> None:
+        if set(self.split) != {"train", "valid", "test"} or min(self.split.values()) <= 0:
+            raise ValueError(f"corpus.split needs positive train, valid and test fractions, got {self.split}")
 
 
 @dataclass

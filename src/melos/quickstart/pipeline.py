@@ -102,7 +102,7 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
     from ..merging import MergeSpec, merge
     from ..merging.similarity import task_vector_similarity, write_similarity
     from ..training.run import acoustic_teacher, train
-    from .report import paired_intervals, token_similarity, write_report
+    from .report import group_auc, paired_intervals, tag_groups, token_similarity, write_report
 
     cfg = load_config(config, list(overrides))
     multi = multi_recipe(cfg)  # a bad multi_steps fails here, not after three adaptations
@@ -115,7 +115,7 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
     corpus = out / "corpus"
 
     steps.run("1 corpus", (corpus / "manifest.jsonl").is_file(), lambda: write_corpus(
-        corpus, cfg.corpus.clips, cfg.corpus.seconds, cfg.corpus.seed, progress=progress))
+        corpus, cfg.corpus.clips, cfg.corpus.seconds, cfg.corpus.seed, cfg.corpus.split, progress=progress))
     data = prepare_data(corpus / "manifest.jsonl", out)
 
     # The teacher stands for a general-purpose codec (EnCodec is not trained on MERT's data): its
@@ -169,7 +169,9 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
     runs_by_name = {name: probed["runs"][path] for name, path in by_name.items()}
     results = {"models": {name: {task: run["test"] for task, run in tasks_.items()}
                           for name, tasks_ in runs_by_name.items()},
-               "intervals": paired_intervals(out / "probe", runs_by_name)}
+               "intervals": paired_intervals(out / "probe", runs_by_name),
+               "groups": group_auc(out / "probe", runs_by_name, {t.name: t.vocabulary for t in tasks},
+                                   tag_groups(corpus / "manifest.jsonl"))}
     write_atomic(out / "results.json", json.dumps(results, indent=2))
     start = time.perf_counter()
     table = write_report(out, results, runs_by_name, cfg, steps.times)

@@ -53,6 +53,37 @@ def paired_intervals(probe: Path, runs: dict[str, dict]) -> dict[str, dict[str, 
     return intervals
 
 
+def tag_groups(corpus_manifest: Path) -> dict[str, str]:
+    """Each tag of the corpus and what it describes: `mode`, `metre` or `instruments`."""
+    groups = {}
+    for line in corpus_manifest.read_text().splitlines():
+        meta = json.loads(line)["meta"]
+        groups |= {meta["mode"]: "mode", meta["metre"]: "metre"} | dict.fromkeys(meta["instruments"], "instruments")
+    return groups
+
+
+def group_auc(probe: Path, runs: dict[str, dict], vocabularies: dict[str, list[str]],
+              groups: dict[str, str]) -> dict[str, dict[str, dict[str, float]]]:
+    """Test ROC-AUC of each tag group per model and task (macro over the group's tags, mean over
+    probe seeds), from the saved test outputs: which part of a tradition the encoders represent.
+    Tags at chance add noise of their own to the task's macro ROC-AUC."""
+    from safetensors.torch import load_file
+
+    from ..evaluation.metrics import roc_auc_per_tag
+
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for model, tasks in runs.items():
+        for task, run in tasks.items():
+            saved = load_file(probe / run["test_outputs"])
+            per_tag = roc_auc_per_tag(saved["outputs"], saved["targets"]).nanmean(0)  # [tags]
+            by_group: dict[str, list[float]] = {}
+            for tag, auc in zip(vocabularies[task], per_tag.tolist()):
+                if auc == auc:  # tags without positives or negatives in the test split have none
+                    by_group.setdefault(groups[tag], []).append(auc)
+            table.setdefault(model, {})[task] = {g: sum(v) / len(v) for g, v in sorted(by_group.items())}
+    return table
+
+
 def expectations(results: dict) -> list[tuple[str, bool]]:
     """The effect the quickstart should show, on mean test ROC-AUC (also the test's assertion);
     each line adds the difference's bootstrap interval when results has `intervals`."""
@@ -76,6 +107,15 @@ def expectations(results: dict) -> list[tuple[str, bool]]:
 def _matrix_md(names: list[str], matrix: list[list[float]], corner: str) -> str:
     lines = [f"| {corner} | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     lines += [f"| {a} | " + " | ".join(f"{v:.3f}" for v in row) + " |" for a, row in zip(names, matrix)]
+    return "\n".join(lines)
+
+
+def _groups_md(groups: dict[str, dict[str, dict[str, float]]]) -> str:
+    order = ("mode", "metre", "instruments")
+    lines = ["| model | " + " | ".join(TRADITIONS) + " |", "|---|" + "---|" * len(TRADITIONS)]
+    for model, tasks in groups.items():
+        cells = [" / ".join(f"{tasks[t][g]:.2f}" if g in tasks[t] else "-" for g in order) for t in TRADITIONS]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -143,6 +183,7 @@ def write_report(out: Path, results: dict, runs: dict, cfg: QuickstartConfig, ti
     rows = [WESTERN, *[t for t in TRADITIONS if t != WESTERN], "multi"]
     check_lines = "\n".join(f"- [{'x' if ok else ' '}] {line}" for line, ok in checks)
     transfer_md = _matrix_md(rows, transfer, "model / task")
+    group_md = _groups_md(results["groups"])
     layer_plots = "\n".join(f"![{t}](figures/layers_{t}.png)" for t in TRADITIONS)
     time_lines = "\n".join(f"- {k}: {v:.0f} s" for k, v in times.items())
     text = f"""# melos quickstart: the CultureMERT experiment at toy scale
@@ -162,6 +203,14 @@ validation, test ROC-AUC / AP x100 as mean ± std over seeds.
 ## What it should show
 
 {check_lines}
+
+## By tag group (test ROC-AUC: mode / metre / instruments)
+
+Which part of each tradition the encoders represent. A group near 0.5 is read at chance; its tags
+still count in the task's macro ROC-AUC, where they add noise of the size of the differences
+above (the intervals show it).
+
+{group_md}
 
 ## Cross-tradition transfer (test ROC-AUC; rows: model, columns: task)
 

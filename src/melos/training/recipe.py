@@ -145,6 +145,10 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         return _convert(next(a for a in args if a is not type(None)), value, where)
     if dataclasses.is_dataclass(hint):
         return build(hint, value, where)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a mapping, got {value!r}")
+        return {_convert(args[0], k, where): _convert(args[1], v, where) for k, v in value.items()}
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{where}: expected a list, got {value!r}")
