@@ -177,7 +177,7 @@ def _dataset_readers() -> dict:
 DATASET_NAMES = ("giantsteps-key", "gtzan", "magnatagatune", "nsynth-instrument", "nsynth-pitch")
 
 QUICKSTART_HELP = """\
-Replay the CultureMERT experiment at toy scale on this machine (about 18 minutes on 2 CPU
+Replay the CultureMERT experiment at toy scale on this machine (12-18 minutes on 2 CPU
 cores, no downloads): generate a labelled corpus of four synthetic musical traditions,
 pre-train a small MERT encoder on western music only, adapt it with two-stage continual
 pre-training to each other tradition and to all of them, merge the single-tradition models by
@@ -201,7 +201,7 @@ def get_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = commands.add_parser("quickstart",
-                            help="replay the CultureMERT experiment at toy scale (CPU, ~18 min, no downloads)",
+                            help="replay the CultureMERT experiment at toy scale (CPU, 12-18 min, no downloads)",
                             description=QUICKSTART_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="quickstart", help="output folder (default quickstart/)")
     p.add_argument("--config", default="recipes/quickstart.yaml", help="settings (default recipes/quickstart.yaml)")
