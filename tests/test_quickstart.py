@@ -106,6 +106,20 @@ def test_quickstart_report_and_resume(quickstart_run, capsys):
     assert printed.count("already done, skipped") == 6 and "report:" in printed
 
 
+def test_quickstart_probes_again_when_its_probe_results_do_not_fit(quickstart_run, tmp_path, capsys):
+    import shutil
+
+    out, args = quickstart_run
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)  # results.json names the models by their old paths
+    capsys.readouterr()
+    assert main([a if a != str(out) else str(moved) for a in args]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("already done, skipped") == 5 and "[6 probe] done" in printed
+    results = json.loads((moved / "results.json").read_text())
+    assert results["models"].keys() == json.loads((out / "results.json").read_text())["models"].keys()
+
+
 def test_top_level_help_lists_commands(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])

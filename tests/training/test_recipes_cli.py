@@ -40,7 +40,7 @@ def test_quickstart_settings_parse():
     for recipe in (config.pretrain, config.adapt):
         assert recipe.stages and all(s.steps > 0 and s.lr_max >= s.lr_min for s in recipe.stages)
     assert config.adapt.stages[0].replay_fraction == 0.2 and config.lambdas
-    assert set(config.corpus.split) == {"train", "valid", "test"} and sum(config.corpus.split.values()) == 1
+    assert set(config.corpus.split) == {"train", "valid", "test"} and sum(config.corpus.split.values()) == pytest.approx(1)
     assert load_config(RECIPES / "quickstart.yaml", ["corpus.split.test=3e-1"]).corpus.split["test"] == 0.3
     with pytest.raises(ValueError, match="corpus: split: expected a mapping"):
         load_config(RECIPES / "quickstart.yaml", ["corpus.split=0.5"])

@@ -96,6 +96,15 @@ def multi_recipe(cfg: QuickstartConfig) -> Recipe:
     return dataclasses.replace(cfg.adapt, stages=stages)
 
 
+def probes_done(results: Path, models: list[Path], tasks: list[str]) -> bool:
+    """Whether `results` (the probe step's results.json) has every model x task with saved test
+    outputs: a folder moved since, or probed by a melos that saved none, is probed again."""
+    if not results.is_file():
+        return False
+    runs = json.loads(results.read_text())["runs"]
+    return all("test_outputs" in runs.get(str(m), {}).get(t, {}) for m in models for t in tasks)
+
+
 def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path = "quickstart",
                overrides: list[str] = (), progress: bool = True) -> dict:
     """Run every step (skipping finished ones); returns results.json's content."""
@@ -162,7 +171,8 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
                    lambda task: ProbeConfig(task.type, dropout=probe.dropout, max_epochs=probe.epochs),
                    probe.seeds, progress=progress, lrs=tuple(probe.learning_rates))
 
-    steps.run("6 probe", (out / "probe" / "results.json").is_file(), probe_all)
+    steps.run("6 probe", probes_done(out / "probe" / "results.json", list(models.values()), [t.name for t in tasks]),
+              probe_all)
 
     probed = json.loads((out / "probe" / "results.json").read_text())
     by_name = {name: str(path) for name, path in models.items()}
