@@ -133,6 +133,60 @@ def write_official_mert(directory, model: MERTEncoder) -> None:
     (directory / "modeling_MERT.py").write_text("# modeling code\n")
 
 
+def official_330m_config(model: MERTEncoder) -> dict:
+    """Every field of m-a-p/MERT-v1-330M's config.json, with the tiny model's sizes."""
+    c = model.config
+    return {
+        "_name_or_path": "m-a-p/MERT-v1-330M", "activation_dropout": 0.0, "apply_spec_augment": True,
+        "architectures": ["MERTModel"], "attention_dropout": 0.0, "attention_relax": 32.0,
+        "auto_map": {"AutoConfig": "configuration_MERT.MERTConfig", "AutoModel": "modeling_MERT.MERTModel"},
+        "bos_token_id": 1, "classifier_proj_size": 256, "conv_bias": False, "conv_dim": list(c.conv_dim),
+        "conv_kernel": list(c.conv_kernel), "conv_stride": list(c.conv_stride), "ctc_loss_reduction": "sum",
+        "ctc_zero_infinity": False, "deepnorm": False, "do_stable_layer_norm": True, "eos_token_id": 2,
+        "feat_extract_activation": "gelu", "feat_extract_dropout": 0.0, "feat_extract_norm": "group",
+        "feat_proj_dropout": 0.0, "feat_proj_layer_norm": True, "feature_extractor_cqt": False,
+        "feature_extractor_cqt_bins": 336, "final_dropout": 0.0, "hidden_act": "gelu", "hidden_dropout": 0.0,
+        "hidden_size": c.hidden_size, "initializer_range": 0.02, "intermediate_size": c.intermediate_size,
+        "layer_norm_eps": 1e-05, "layerdrop": 0.0, "mask_feature_length": 10, "mask_feature_min_masks": 0,
+        "mask_feature_prob": 0.0, "mask_time_length": 10, "mask_time_min_masks": 2, "mask_time_prob": 0.05,
+        "model_type": "mert_model", "num_attention_heads": c.num_attention_heads,
+        "num_conv_pos_embedding_groups": c.num_conv_pos_embedding_groups,
+        "num_conv_pos_embeddings": c.num_conv_pos_embeddings, "num_feat_extract_layers": len(c.conv_dim),
+        "num_hidden_layers": c.num_hidden_layers, "pad_token_id": 0, "sample_rate": 24000,
+        "tokenizer_class": "Wav2Vec2CTCTokenizer", "torch_dtype": "float32", "transformers_version": "4.24.0",
+        "use_weighted_layer_sum": False, "vocab_size": 32,
+    }
+
+
+def test_official_330m_config_loads_and_matches_transformers_hubert(tmp_path):
+    model = random_model(tiny_config(True, do_normalize=True))
+    write_official_mert(tmp_path / "official", model)
+    (tmp_path / "official" / "config.json").write_text(json.dumps(official_330m_config(model)))
+    loaded = load_encoder(tmp_path / "official")
+    audio = 0.3 * torch.randn(2, 24000 + 77)
+    with torch.no_grad():
+        out = loaded(audio)
+    states, last = reference_states(tmp_path / "official", audio, normalize=True)
+    states[-1] = last  # the official indexing: after the pre-LN model's final LayerNorm
+    assert len(out.hidden_states) == len(states)
+    for i, (mine, theirs) in enumerate(zip(out.hidden_states, states)):
+        assert (mine - theirs).abs().max().item() <= 1e-4, f"hidden state {i}"
+    loaded.save_pretrained(tmp_path / "again")
+    written = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert written == official_330m_config(model)  # every field kept, attention_relax included
+
+
+@pytest.mark.parametrize("key, value", [("deepnorm", True), ("feature_extractor_cqt", True),
+                                        ("hidden_act", "relu"), ("conv_pos_batch_norm", True)])
+def test_output_changing_variants_are_refused(tmp_path, key, value):
+    model = random_model(tiny_config(True))
+    write_official_mert(tmp_path / "m", model)
+    config = official_330m_config(model) | {key: value}
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=f"config.json: {key}={value!r} changes the model's outputs"):
+        load_encoder(tmp_path / "m")
+
+
 def test_official_layout_keeps_identity_and_code(tmp_path):
     model = random_model(tiny_config(False, do_normalize=True))
     write_official_mert(tmp_path / "official", model)

@@ -50,20 +50,18 @@ class MERTConfig:
 
     @classmethod
     def from_hf(cls, config: dict[str, Any], do_normalize: bool = True) -> "MERTConfig":
-        """Build from an official config.json dict; unsupported variants are a clear error."""
-        unsupported = {
-            "feat_extract_norm": ("group",),
-            "feat_extract_activation": ("gelu",),
-            "hidden_act": ("gelu",),
-            "feature_extractor_cqt": (False,),
-            "conv_pos_batch_norm": (False,),
-            "deepnorm": (False,),
-        }
-        for key, allowed in unsupported.items():
+        """Build from an official config.json dict.
+
+        A field is refused only when its value would change the outputs and melos does not
+        compute that variant. MERT's `attention_relax` (32.0 in MERT-v1-330M) is accepted: the
+        official code divides the attention scores by it, subtracts the row maximum and
+        multiplies back, which leaves the softmax unchanged in exact arithmetic. Unknown keys
+        are kept in `extra` and written back on save.
+        """
+        for key, allowed in _OUTPUT_CHANGING.items():
             if key in config and config[key] not in allowed:
-                raise ValueError(f"config.json: {key}={config[key]!r} is not supported (melos supports {allowed})")
-        if config.get("attention_relax", -1.0) > 0:
-            raise ValueError("config.json: attention_relax > 0 is not supported")
+                raise ValueError(f"config.json: {key}={config[key]!r} changes the model's outputs in a way melos "
+                                 f"does not implement (melos supports {key} in {allowed})")
         names = {f.name for f in fields(cls)} - {"extra", "do_normalize"}
         known = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in names}
         extra = {k: v for k, v in config.items() if k not in names}
@@ -78,6 +76,18 @@ class MERTConfig:
         out["num_feat_extract_layers"] = len(self.conv_dim)
         return out
 
+
+# config.json fields whose other values change the computation (a different front-end norm or
+# activation, MERT's CQT input branch or DeepNorm residual scaling, a batch norm in the positional
+# conv): the values melos computes exactly.
+_OUTPUT_CHANGING: dict[str, tuple[Any, ...]] = {
+    "feat_extract_norm": ("group",),
+    "feat_extract_activation": ("gelu",),
+    "hidden_act": ("gelu",),
+    "feature_extractor_cqt": (False,),
+    "conv_pos_batch_norm": (False,),
+    "deepnorm": (False,),
+}
 
 # What a model built from a preset writes as identity: transformers' HubertModel reads it
 # natively (no custom code needed), while keeping MERT's own fields.
