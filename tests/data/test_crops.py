@@ -76,7 +76,10 @@ def test_take_hours_and_errors(sources):
     makam, western = sources
     subset = take_hours(makam, hours=8 / 3600, seed=0)
     assert sum(r.duration for r in subset) >= 8 and len(subset) <= len(makam)
-    with pytest.raises(ValueError, match="at least 10 s"):
+    with pytest.raises(ValueError, match=r"at least 10 s long \(3 shorter\)$"):
         CropBatcher([CropSource("makam", makam)], crop_seconds=10.0)
+    undated = [ManifestRow(r.path) for r in makam]
+    with pytest.raises(ValueError, match=r"\(0 shorter; 3 rows have no duration \(fill them from the file headers"):
+        CropBatcher([CropSource("makam", undated)], crop_seconds=1.0)
     with pytest.raises(ValueError, match="replay"):
         CropBatcher([CropSource("makam", makam)], replay_fraction=0.2)

@@ -1,13 +1,14 @@
 """melos data scan: durations from headers, bad files listed, manifests round-trip."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from melos.cli import main
-from melos.data.manifest import ManifestRow, read_manifest, scan_folder, write_manifest
+from melos.data.manifest import ManifestRow, fill_durations, read_manifest, scan_folder, write_manifest
 
 
 def test_scan_reads_durations_and_skips_bad_files(tmp_path):
@@ -48,3 +49,16 @@ def test_missing_manifest_and_empty_folder_explain_themselves(tmp_path, capsys):
     assert main(["embed", "--model", "mert-tiny", "--input", str(tmp_path / "empty"), "--out",
                  str(tmp_path / "out"), "--no-progress"]) == 2
     assert "no audio files in this folder" in capsys.readouterr().err
+
+
+def test_missing_durations_are_read_from_headers(tmp_path):
+    sf.write(tmp_path / "a.wav", np.zeros(24000 * 3, dtype=np.float32), 24000)
+    sf.write(tmp_path / "b.flac", np.zeros(22050 * 2, dtype=np.float32), 22050)
+    (tmp_path / "bad.wav").write_bytes(b"RIFF junk")
+    lines = [{"path": "a.wav"}, {"path": "b.flac", "duration": 9.5, "culture": "x"}, {"path": "bad.wav"}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    rows = read_manifest(tmp_path / "m.jsonl")
+    filled, failed = fill_durations(rows, progress=False)
+    assert [(Path(r.path).name, r.duration, r.culture) for r in filled] == [("a.wav", 3.0, None), ("b.flac", 9.5, "x")]
+    assert list(failed) == [str(tmp_path / "bad.wav")] and "not a readable audio file" in failed[str(tmp_path / "bad.wav")]
+    assert rows[0].duration is None  # the caller's rows are left as they were

@@ -96,6 +96,19 @@ def test_pretrain_then_two_stage_adaptation(tmp_path, capsys):
     assert "--replay" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("dated", [0, 2], ids=["paths-only", "mixed"])
+def test_a_manifest_without_durations_trains(tmp_path, capsys, dated):
+    manifest = write_corpus(tmp_path / "western", "western", 3, 0)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    hand_written = [{"path": Path(r["path"]).name} | ({"duration": r["duration"]} if i < dated else {})
+                    for i, r in enumerate(rows)]
+    (tmp_path / "western" / "paths.jsonl").write_text("".join(json.dumps(r) + "\n" for r in hand_written))
+    assert main(["pretrain", "--recipe", str(RECIPES / "mert-tiny-pretrain.yaml"), "--data",
+                 str(tmp_path / "western" / "paths.jsonl"), "--out", str(tmp_path / "base"),
+                 "--set", "stages.0.steps=1"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "base" / "final" / "config.json").is_file()
+
+
 def test_monitor_probes_during_training(tmp_path, tone_task):
     task = tone_task(tmp_path, "multiclass")
     data = write_corpus(tmp_path / "music", "music", 2, 0)

@@ -73,20 +73,26 @@ class CropBatcher:
             raise ValueError("replay_fraction must be in [0, 1) and needs a replay source")
         self.crop_seconds, self.sample_rate, self.seed = crop_seconds, sample_rate, seed
         self.replay_fraction = replay_fraction
-        self.n_short = 0
+        self.n_short = self.n_undated = 0
         self.pools = [self._pool(s) for s in sources]
         self.replay = self._pool(replay) if replay is not None else None
         self.bad: set[str] = set()
         if not any(p.rows for p in self.pools):
-            raise ValueError(f"no file of the training sources is at least {crop_seconds:g} s long")
+            undated = (f"; {self.n_undated} rows have no duration (fill them from the file headers with "
+                       "melos.data.manifest.fill_durations, or write the manifest with `melos data scan`)"
+                       if self.n_undated else "")
+            raise ValueError(f"no file of the training sources is at least {crop_seconds:g} s long "
+                             f"({self.n_short - self.n_undated} shorter{undated})")
 
     def _pool(self, source: CropSource) -> _Pool:
         rows = [r for r in source.rows if r.duration is not None and r.duration >= self.crop_seconds]
         short = len(source.rows) - len(rows)
+        undated = sum(r.duration is None for r in source.rows)
         if short:
-            log.info("%s: skipping %d files shorter than %g s (or without duration)", source.name, short,
-                     self.crop_seconds)
+            log.info("%s: skipping %d files shorter than %g s (%d of them without a duration)", source.name, short,
+                     self.crop_seconds, undated)
         self.n_short += short
+        self.n_undated += undated
         return _Pool(source, rows, torch.tensor([r.duration for r in rows], dtype=torch.float64))
 
     def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, list[str]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -53,6 +53,28 @@ def scan_folder(folder: str | Path, source: str | None = None, culture: str | No
         except AudioError as err:
             failed[str(path)] = err.reason
     return ScanResult(rows, failed)
+
+
+def fill_durations(rows: list[ManifestRow], progress: bool = True) -> tuple[list[ManifestRow], dict[str, str]]:
+    """`rows` with every missing `duration` read from the file's header, as `scan_folder` does.
+
+    A hand-written manifest of paths (or one mixing rows with and without durations) can then
+    train. Rows that already have a duration are kept as they are, without touching the file.
+    Returns the rows whose duration is known and the unreadable files (path -> reason).
+    """
+    n_missing = sum(r.duration is None for r in rows)
+    out, failed = [], {}
+    with tqdm(total=n_missing, desc="durations", unit="file", disable=not progress or n_missing < 100) as bar:
+        for row in rows:
+            if row.duration is None:
+                bar.update()
+                try:
+                    row = replace(row, duration=round(info(row.path).duration, 3))
+                except AudioError as err:
+                    failed[row.path] = err.reason
+                    continue
+            out.append(row)
+    return out, failed
 
 
 def write_manifest(rows: list[ManifestRow], path: str | Path) -> None:

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from ..audio import AudioError, load
 from ..data.crops import CropBatcher, CropSource, take_hours
-from ..data.manifest import ManifestRow, read_manifest
+from ..data.manifest import ManifestRow, fill_durations, read_manifest
 from ..models import Encoder, load_encoder
 from ..models.efficient import EfficientEncoder
 from ..models.hf_layout import load_state_dict_strict
@@ -146,6 +146,17 @@ def build_objective(recipe: Recipe, encoder: Encoder, source: str | Path,
     return objective, heads, codec
 
 
+def training_rows(manifest: str | Path, progress: bool = True) -> list[ManifestRow]:
+    """A manifest's rows with their durations, read from the file headers where a row has none
+    (a hand-written list of paths); unreadable files are logged by name and left out."""
+    rows, failed = fill_durations(read_manifest(manifest), progress)
+    for path, reason in failed.items():
+        log.warning("%s: skipped, %s", path, reason)
+    if failed:
+        log.warning("%s: %d of %d files cannot be read and are left out", manifest, len(failed), len(rows) + len(failed))
+    return rows
+
+
 def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = None,
           replay: str | Path | None = None, device: str = "cpu", progress: bool = True) -> Path:
     """Train as the recipe says, starting from `init` (else `recipe.model`). Returns DIR/final."""
@@ -157,7 +168,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
     torch.manual_seed(recipe.seed)
     source = init or recipe.model
     encoder = load_encoder(source)
-    rows = read_manifest(data)
+    rows = training_rows(data, progress)
     stats_rows = read_manifest(Path(recipe.teacher.statistics).expanduser()) if recipe.teacher.statistics else rows
     objective, heads, codec = build_objective(recipe, encoder, source, stats_rows)
     stages = [dataclasses.replace(s) for s in recipe.stages]
@@ -166,7 +177,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
                     "; the first stage trains all of them" if recipe.train_fresh_heads else "")
         if recipe.train_fresh_heads and stages and "heads.*" not in stages[0].trainable:
             stages[0].trainable = [*stages[0].trainable, "heads.*"]
-    replay_rows = read_manifest(replay) if replay else None
+    replay_rows = training_rows(replay, progress) if replay else None
 
     def batches(stage: Stage) -> CropBatcher:
         assert isinstance(stage, RecipeStage)
