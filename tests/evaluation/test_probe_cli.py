@@ -11,6 +11,12 @@ from melos.evaluation.metrics import roc_auc_macro
 
 def test_probe_cli(tmp_path, capsys, tone_task):
     tasks = [tone_task(tmp_path, "multiclass"), tone_task(tmp_path, "multilabel")]
+    # a rare tag that only two test items carry (the vocabulary is counted on train): dropped, reported
+    manifest = tmp_path / "multilabel.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for row in [r for r in rows if r["split"] == "test"][:2]:
+        row["labels"] = row["labels"] + ["culture-x"]
+    manifest.write_text("\n".join(json.dumps(r) for r in rows))
     args = ["probe", "--model", "mert-tiny", "--out", str(tmp_path / "results"), "--cache", str(tmp_path / "cache"),
             "--seeds", "2", "--epochs", "8", "--no-progress"]
     for task in tasks:
@@ -20,6 +26,7 @@ def test_probe_cli(tmp_path, capsys, tone_task):
     summary = results["summary"]["mert-tiny"]
     assert summary["tones-multiclass"]["accuracy"]["mean"] > 0.8
     assert summary["tones-multilabel"]["roc_auc"]["mean"] > 0.8
+    assert results["runs"]["mert-tiny"]["tones-multilabel"]["dropped_labels"] == {"test": {"culture-x": 2}}
     run = results["runs"]["mert-tiny"]["tones-multiclass"]
     assert len(run["grid"]) == 4 * 6 and run["chosen"]["valid"] == max(g["valid"] for g in run["grid"])
     # The saved test outputs are the chosen member's, per seed: they give back the reported metric.

@@ -44,7 +44,11 @@ def test_multiclass_key_and_regression_encoding(tmp_path):
 
 @pytest.mark.parametrize("labels, spec, message", [
     ({"train": ["a"], "valid": ["a"], "test": []}, {}, "'test' split is missing or empty"),
-    ({"train": ["a"], "valid": ["a"], "test": ["zzz"]}, {}, r"item 3 \(.*test0.wav\): label 'zzz' is not in the vocabulary"),
+    ({"train": ["a"], "valid": ["a"], "test": ["zzz"]}, {"vocabulary": ["a"]},
+     r"item 3 \(.*test0.wav\): label 'zzz' is not in the vocabulary"),
+    ({"train": [["a"]], "valid": [["a"]], "test": [["a", "zzz"]]}, {"type": "multilabel", "vocabulary": ["a"]},
+     r"item 3 \(.*test0.wav\): label\(s\) \['zzz'\] not in the vocabulary"),
+    ({"train": ["a"], "valid": ["a"], "test": ["zzz"]}, {}, "'test' split is empty once labels that no training"),
     ({"train": [[1.0]], "valid": [[float("nan")]], "test": [[1.0]]}, {"type": "regression"}, "finite numbers"),
     ({"train": ["H major"], "valid": ["X"], "test": ["X"]}, {"type": "key"}, "not a mir_eval key name"),
     ({"train": ["a"], "valid": ["a"], "test": ["a"]}, {"type": "ranking"}, "type must be one of"),
@@ -52,3 +56,19 @@ def test_multiclass_key_and_regression_encoding(tmp_path):
 def test_bad_tasks_name_the_problem(tmp_path, labels, spec, message):
     with pytest.raises(ValueError, match=message):
         load_task(write_task(tmp_path, rows(labels), **spec))
+
+
+def test_labels_no_training_item_has_are_dropped_and_reported(tmp_path, caplog):
+    task = load_task(write_task(tmp_path, rows({
+        "train": [["rock"], ["jazz", "rock"]], "valid": [["rock", "culture-x"], ["jazz"]],
+        "test": [["culture-x"], ["culture-x", "rock", "rare"], ["jazz"]]}), type="multilabel"))
+    assert task.vocabulary == ["jazz", "rock"]
+    assert task.dropped_labels == {"valid": {"culture-x": 1}, "test": {"culture-x": 2, "rare": 1}}
+    assert [item.labels for item in task.split("test")] == [[], ["rock"], ["jazz"]]  # no test item is lost
+    assert torch.equal(task.encode(task.split("test")), torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2 and "test split" in warnings[1] and "'culture-x' (2), 'rare' (1)" in warnings[1]
+
+    multiclass = load_task(write_task(tmp_path, rows({"train": ["a", "b"], "valid": ["a"], "test": ["b", "c", "c"]})))
+    assert [item.labels for item in multiclass.split("test")] == ["b"]
+    assert multiclass.dropped_labels == {"test": {"c": 2}}

@@ -85,7 +85,8 @@ def probe_task(folder: str | Path, task: Task, config: ProbeConfig, seeds: int =
     return {"task": task.name, "type": task.type, "primary": primary, "seeds": seeds,
             "aggregation": "mean of window probabilities (predictions for regression) per track",
             "chosen": grid[chosen], "grid": grid, "test": summary,
-            "n_tracks": {"train": len(train.tracks), "valid": len(valid.tracks), "test": len(test.tracks)}}
+            "n_tracks": {"train": len(train.tracks), "valid": len(valid.tracks), "test": len(test.tracks)},
+            "dropped_labels": task.dropped_labels}
 
 
 def markdown_table(summary: dict[str, dict[str, dict]]) -> str:

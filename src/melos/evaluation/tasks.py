@@ -7,6 +7,10 @@
 
 Optional: `hop`, `vocabulary` (list) or `top_k` (int, counted on the training split, ties
 broken alphabetically), `max_duration` (first N seconds), `metrics`, `targets` (regression).
+A vocabulary counted on the training split cannot hold a label that only valid or test items
+carry: such labels cannot be learned or scored, so they are dropped (a multiclass item with one
+goes with it) and listed in `Task.dropped_labels`. A label outside an explicit `vocabulary` is an
+error instead, most likely a typo.
 Manifest rows: {"path": ..., "split": "train" | "valid" | "test", "labels": ...} where labels
 is a list of tags (multilabel), one class (multiclass), floats (regression) or a mir_eval key
 name such as "C# minor" (key).
@@ -15,6 +19,7 @@ name such as "C# minor" (key).
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +31,7 @@ import yaml
 
 from .metrics import KEY_LABELS
 
+log = logging.getLogger(__name__)
 TASK_TYPES = ("multilabel", "multiclass", "regression", "key")
 SPLITS = ("train", "valid", "test")
 
@@ -50,6 +56,8 @@ class Task:
     metrics: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     items: list[TaskItem] = field(default_factory=list, repr=False)
+    # split -> label -> number of items that carried it: labels no training item has, dropped
+    dropped_labels: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def split(self, name: str) -> list[TaskItem]:
         return [item for item in self.items if item.split == name]
@@ -79,7 +87,7 @@ def load_task(path: str | Path) -> Task:
     missing = [k for k in ("name", "type", "manifest", "window") if k not in spec]
     if missing:
         raise ValueError(f"{path}: missing key(s) {', '.join(missing)}")
-    known = set(Task.__dataclass_fields__) - {"items"}
+    known = set(Task.__dataclass_fields__) - {"items", "dropped_labels"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {', '.join(unknown)}")
@@ -93,6 +101,7 @@ def load_task(path: str | Path) -> Task:
             raise ValueError(f"{task.manifest}: the {split!r} split is missing or empty")
     if task.type in ("multilabel", "multiclass") and task.vocabulary is None:
         task.vocabulary = _vocabulary(task)
+        _drop_unseen_labels(task)
     _check_labels(task)
     return task
 
@@ -126,6 +135,33 @@ def _vocabulary(task: Task) -> list[str]:
         counts.update(item.labels if task.type == "multilabel" else [item.labels])
     ranked = sorted(counts, key=lambda label: (-counts[label], label))
     return ranked[: task.top_k] if task.top_k else sorted(ranked)
+
+
+def _drop_unseen_labels(task: Task) -> None:
+    """Remove labels that no training item has from the valid and test items (a multiclass item
+    with such a label is removed), record them in `task.dropped_labels` and say so once."""
+    seen = {t for item in task.split("train") for t in (item.labels if task.type == "multilabel" else [item.labels])}
+    dropped: dict[str, Counter[str]] = {}
+    kept = []
+    for item in task.items:
+        labels = item.labels if task.type == "multilabel" else [item.labels]
+        unseen = [t for t in labels if t not in seen] if isinstance(labels, list) else []
+        dropped.setdefault(item.split, Counter()).update(set(unseen))
+        if task.type == "multilabel" and unseen:
+            item.labels = [t for t in labels if t in seen]
+        if not (task.type == "multiclass" and unseen):
+            kept.append(item)
+    task.items = kept
+    task.dropped_labels = {split: dict(sorted(c.items())) for split, c in dropped.items() if c}
+    for split, counts in task.dropped_labels.items():
+        what = "items dropped" if task.type == "multiclass" else "items touched"
+        listing = ", ".join(f"{label!r} ({n})" for label, n in counts.items())
+        log.warning("task %s: %s split: labels that no training item has are dropped: %s [%s]",
+                    task.name, split, listing, what)
+    for split in SPLITS:
+        if not task.split(split):
+            raise ValueError(f"{task.manifest}: the {split!r} split is empty once labels that no training item has "
+                             f"are dropped ({task.dropped_labels.get(split)})")
 
 
 def _check_labels(task: Task) -> None:
