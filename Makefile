@@ -1,5 +1,7 @@
 # The two set-up commands of the README. Both create .venv if missing and install melos into it,
 # torch first (a CPU build by default; override with e.g. `make test TORCH=torch==2.13.0`).
+# hearvalidator (HEAR's API check, run by tests/embedding/test_hear.py) goes in without its
+# dependencies: it pulls in tensorflow, which melos never needs.
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
 VENV := .venv
@@ -16,8 +18,9 @@ test: $(STAMP)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH)"
 	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet --no-deps hearvalidator==2021.0.2
 	touch $(STAMP)
