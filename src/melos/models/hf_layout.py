@@ -1,4 +1,4 @@
-"""Read and write the official Hugging Face checkpoint layout of MERT / HuBERT.
+"""Read and write the official Hugging Face checkpoint layout (MERT / HuBERT), whatever the model.
 
 A checkpoint directory holds `config.json`, `preprocessor_config.json`, weights in
 `model.safetensors` and/or `pytorch_model.bin` (keys without prefix, positional conv as
@@ -17,8 +17,6 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-
-from .mert import MERTConfig, MERTEncoder
 
 CONFIG, PREPROCESSOR = "config.json", "preprocessor_config.json"
 SAFETENSORS, PYTORCH_BIN = "model.safetensors", "pytorch_model.bin"
@@ -109,58 +107,27 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True, assign=True)
 
 
-def load_mert(directory: Path, config: dict[str, Any]) -> MERTEncoder:
-    """Build a MERTEncoder from an official checkpoint directory whose config.json is `config`."""
-    preprocessor = read_json(directory / PREPROCESSOR) if (directory / PREPROCESSOR).is_file() else {}
-    rate = preprocessor.get("sampling_rate", config.get("sample_rate", 16000))
-    if "sample_rate" in config and rate != config["sample_rate"]:
-        raise CheckpointError(f"{directory}: {PREPROCESSOR} says {rate} Hz but {CONFIG} says "
-                              f"{config['sample_rate']} Hz")
-    try:
-        mert_config = MERTConfig.from_hf({**config, "sample_rate": rate},
-                                         do_normalize=preprocessor.get("do_normalize", True))
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{directory / CONFIG}: {err}") from None
-    with torch.device("meta"):
-        model = MERTEncoder(mert_config)
-    state, file = read_state_dict(directory)
-    load_state_dict_strict(model, normalize_keys(state), file)  # the meta model takes the loaded tensors
-    model.code_files = {p.name: p.read_text() for p in custom_code_files(directory, config)}
-    return model.eval()
-
-
 def custom_code_files(directory: Path, config: dict[str, Any]) -> list[Path]:
     """The .py files that the config's auto_map points at (MERT's configuration/modeling code)."""
     modules = {ref.split(".")[0] for ref in config.get("auto_map", {}).values() if isinstance(ref, str)}
     return [directory / f"{m}.py" for m in sorted(modules) if (directory / f"{m}.py").is_file()]
 
 
-def preprocessor_config(model: MERTEncoder) -> dict[str, Any]:
-    """The official processor settings (Wav2Vec2FeatureExtractor) for this model."""
-    return {
-        "do_normalize": model.config.do_normalize,
-        "feature_extractor_type": "Wav2Vec2FeatureExtractor",
-        "feature_size": 1,
-        "padding_side": "right",
-        "padding_value": 0.0,
-        "return_attention_mask": True,
-        "sampling_rate": model.sample_rate,
-    }
-
-
-def save_pretrained(model: MERTEncoder, path: str | Path, *, pytorch_bin: bool = False) -> Path:
-    """Write `model` in the official layout, atomically: a temp directory renamed into place."""
+def write_pretrained(path: str | Path, config: dict[str, Any], preprocessor: dict[str, Any],
+                     state: dict[str, torch.Tensor], code_files: dict[str, str], *, pytorch_bin: bool = False) -> Path:
+    """Write a checkpoint directory in the official layout, atomically: a temp directory renamed
+    into place. `code_files` (name -> source) are the custom-code files the config's auto_map names."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        (tmp / CONFIG).write_text(json.dumps(model.config.to_hf(), indent=2, sort_keys=True) + "\n")
-        (tmp / PREPROCESSOR).write_text(json.dumps(preprocessor_config(model), indent=2) + "\n")
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        (tmp / PREPROCESSOR).write_text(json.dumps(preprocessor, indent=2) + "\n")
         save_file(state, tmp / SAFETENSORS, metadata={"format": "pt"})
         if pytorch_bin:
             torch.save(state, tmp / PYTORCH_BIN)
-        for name, text in getattr(model, "code_files", {}).items():
+        for name, text in code_files.items():
             (tmp / name).write_text(text)
         replace_dir(tmp, path)
     except BaseException:

@@ -10,8 +10,8 @@ from safetensors.torch import load_file
 
 from . import efficient
 from .encoder import Encoder
-from .hf_layout import CONFIG, SAFETENSORS, CheckpointError, load_mert, load_state_dict_strict, read_json
-from .mert import PRESETS, MERTEncoder
+from .hf_layout import CONFIG, SAFETENSORS, CheckpointError, load_state_dict_strict, read_json
+from .mert import PRESETS, MERTEncoder, load_mert
 
 # config.json `model_type` -> loader. The official MERT repos say "mert_model"; checkpoints
 # written by transformers' HubertModel say "hubert".

@@ -14,6 +14,8 @@ from ..layers.conv_features import ConvFeatureExtractor
 from ..layers.positional_conv import PositionalConvEmbedding, WeightNormConv1d
 from ..layers.transformer import TransformerLayer
 from .encoder import Encoder, EncoderOutput
+from .hf_layout import (CONFIG, PREPROCESSOR, CheckpointError, custom_code_files, load_state_dict_strict, normalize_keys,
+                        read_json, read_state_dict, write_pretrained)
 
 # Field names are those of the official config.json (transformers' HubertConfig / MERTConfig),
 # so a config round-trips through the official files without a renaming table.
@@ -163,10 +165,42 @@ class MERTEncoder(Encoder):
             x = torch.where(frame_mask[..., None], self.masked_spec_embed.to(x.dtype), x)
         return EncoderOutput(self.encoder(x), features)
 
-    def save_pretrained(self, path: str | Path, *, pytorch_bin: bool = False) -> Path:
-        from .hf_layout import save_pretrained
+    def preprocessor_config(self) -> dict[str, Any]:
+        """The official processor settings (Wav2Vec2FeatureExtractor) for this model."""
+        return {
+            "do_normalize": self.config.do_normalize,
+            "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+            "feature_size": 1,
+            "padding_side": "right",
+            "padding_value": 0.0,
+            "return_attention_mask": True,
+            "sampling_rate": self.sample_rate,
+        }
 
-        return save_pretrained(self, path, pytorch_bin=pytorch_bin)
+    def save_pretrained(self, path: str | Path, *, pytorch_bin: bool = False) -> Path:
+        """Write the official layout (safetensors, optionally also pytorch_model.bin), atomically."""
+        return write_pretrained(path, self.config.to_hf(), self.preprocessor_config(), self.state_dict(),
+                                self.code_files, pytorch_bin=pytorch_bin)
+
+
+def load_mert(directory: Path, config: dict[str, Any]) -> MERTEncoder:
+    """Build a MERTEncoder from an official checkpoint directory whose config.json is `config`."""
+    preprocessor = read_json(directory / PREPROCESSOR) if (directory / PREPROCESSOR).is_file() else {}
+    rate = preprocessor.get("sampling_rate", config.get("sample_rate", 16000))
+    if "sample_rate" in config and rate != config["sample_rate"]:
+        raise CheckpointError(f"{directory}: {PREPROCESSOR} says {rate} Hz but {CONFIG} says "
+                              f"{config['sample_rate']} Hz")
+    try:
+        mert_config = MERTConfig.from_hf({**config, "sample_rate": rate},
+                                         do_normalize=preprocessor.get("do_normalize", True))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{directory / CONFIG}: {err}") from None
+    with torch.device("meta"):
+        model = MERTEncoder(mert_config)
+    state, file = read_state_dict(directory)
+    load_state_dict_strict(model, normalize_keys(state), file)  # the meta model takes the loaded tensors
+    model.code_files = {p.name: p.read_text() for p in custom_code_files(directory, config)}
+    return model.eval()
 
 
 class GradMultiply(torch.autograd.Function):
