@@ -1,1 +1,1 @@
-"""Reusable neural-network layers: conv front end, positional conv, Transformer layers."""
+"""Reusable neural-network layers: conv and mel front ends, positional conv, Transformer and efficient blocks."""

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..teachers.log_mel import LogMel
+from .log_mel import LogMel
 
 WAVEFORM_KERNELS = (10, 3, 3, 3, 3, 2, 2, 3)
 WAVEFORM_STRIDES = (5, 2, 2, 2, 2, 2, 2, 3)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .log_mel import LogMel
+from ..layers.log_mel import LogMel
 
 
 def stack_frames(x: torch.Tensor, stack: int) -> torch.Tensor:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from melos.teachers.log_mel import LogMel, mel_filterbank
+from melos.layers.log_mel import LogMel, mel_filterbank
 
 SR, N_FFT, HOP, N_MELS, EPS = 24000, 2048, 240, 128, 1e-6
 

@@ -1,7 +1,7 @@
 """Log-mel spectrogram in pure torch, matching librosa's defaults (Slaney mel scale and norm).
 
-This is the input of the random-projection teacher (BEST-RQ / MusicFM): at 24 kHz with
-hop 240 it gives 100 frames per second of 128 mel bands. Conventions:
+A layer shared by the mel front end of efficient encoders and the random-projection teacher
+(BEST-RQ / MusicFM): at 24 kHz with hop 240 it gives 100 frames per second of 128 mel bands. Conventions:
 
 - STFT: periodic Hann window, ``center=True`` with reflect padding (as torch/torchaudio and
   MusicFM do), so ``n_frames = 1 + n_samples // hop_length`` and inputs must be longer than
