@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from ..audio import AudioError, load
 from ..data.crops import CropBatcher, CropSource, take_hours
 from ..data.manifest import ManifestRow, fill_durations, read_manifest
+from ..evaluation.monitor import probe_monitor
 from ..models import Encoder, load_encoder
 from ..models.efficient import EfficientEncoder
 from ..models.hf_layout import load_state_dict_strict
@@ -36,7 +37,7 @@ from ..objectives.rpq_objective import RPQHeads, RPQObjective
 from ..teachers.cqt import CQT
 from ..teachers.encodec_tokens import EncodecTokenizer
 from ..teachers.random_projection import MelTokenizer, RandomProjectionTokenizer
-from .recipe import MonitorSpec, Recipe, RecipeStage, TeacherSpec
+from .recipe import Recipe, RecipeStage, TeacherSpec
 from .trainer import Stage, Trainer
 
 log = logging.getLogger(__name__)
@@ -105,26 +106,6 @@ def save_stage(encoder: Encoder, heads: Heads, teacher: Tokenizer, directory: Pa
         tmp = directory / f".{name}.tmp"
         save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, tmp)
         tmp.rename(directory / name)
-
-
-def make_monitor(spec: MonitorSpec, encoder: Encoder, device: str):
-    """A callable that probes the encoder as it is now on `spec.task`; returns the test score."""
-    import tempfile
-
-    from ..evaluation.features import extract_features
-    from ..evaluation.probe import ProbeConfig
-    from ..evaluation.protocol import probe_task
-    from ..evaluation.tasks import load_task
-
-    task = load_task(Path(spec.task).expanduser())
-
-    def monitor() -> dict[str, float]:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder, _ = extract_features(encoder, task, tmp, device=device, progress=False)
-            run = probe_task(folder, task, ProbeConfig(task.type, max_epochs=spec.epochs), seeds=spec.seeds)
-        return {f"monitor/{task.name}/{run['primary']}": run["test"][run["primary"]]["mean"]}
-
-    return monitor
 
 
 def build_objective(recipe: Recipe, encoder: Encoder, source: str | Path,
@@ -199,7 +180,8 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
         save_stage(encoder, heads, codec, directory)
         log.info("stage %s done: %s", stage.name, directory)
 
-    monitor = make_monitor(recipe.monitor, encoder, device) if recipe.monitor else None
+    spec = recipe.monitor
+    monitor = probe_monitor(spec.task, encoder, device, spec.epochs, spec.seeds) if spec else None
     Trainer(objective, batches, stages, out, seed=recipe.seed, checkpoint_every=recipe.checkpoint_every,
             device=device, precision=recipe.precision, progress=progress, on_stage_end=on_stage_end,
             monitor=monitor, monitor_every=recipe.monitor.every if recipe.monitor else 0).run()
