@@ -33,8 +33,8 @@ class BranchformerBlock(nn.Module):
         return x + self.dropout(self.merge(torch.cat([g, local], dim=-1)))
 
 
-class FeedForward(nn.Module):
-    """Conformer FFN: LayerNorm -> Linear(D -> F) -> Swish -> Linear(F -> D)."""
+class MacaronFeedForward(nn.Module):
+    """One of the Conformer's macaron pair of FFNs: LayerNorm -> Linear(D -> F) -> Swish -> Linear(F -> D)."""
 
     def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
         super().__init__()
@@ -49,12 +49,12 @@ class ConformerBlock(nn.Module):
     def __init__(self, dim: int, n_heads: int, mixer: str, summary_hidden: int, ffn_hidden: int,
                  kernel_size: int = 31, dropout: float = 0.0):
         super().__init__()
-        self.ffn_in = FeedForward(dim, ffn_hidden, dropout)
+        self.ffn_in = MacaronFeedForward(dim, ffn_hidden, dropout)
         self.norm_mixer = nn.LayerNorm(dim)
         self.mixer = token_mixer(mixer, dim, n_heads, summary_hidden, dropout)
         self.norm_conv = nn.LayerNorm(dim)
         self.conv = ConformerConvModule(dim, kernel_size, dropout)
-        self.ffn_out = FeedForward(dim, ffn_hidden, dropout)
+        self.ffn_out = MacaronFeedForward(dim, ffn_hidden, dropout)
         self.norm_out = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
 
