@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 from safetensors.torch import save_file
 
+from ..utils.markdown import markdown_table
 from . import metrics as M
 from .features import load_split
 from .probe import LEARNING_RATES, WEIGHTED, GridTrainer, Member, ProbeConfig
@@ -89,19 +90,15 @@ def probe_task(folder: str | Path, task: Task, config: ProbeConfig, seeds: int =
             "dropped_labels": task.dropped_labels}
 
 
-def markdown_table(summary: dict[str, dict[str, dict]]) -> str:
+def results_table(summary: dict[str, dict[str, dict]]) -> str:
     """Models as rows, task/metric as columns, `mean ± std` in percent (r² and scores x100)."""
     columns = sorted({(task, metric) for tasks in summary.values() for task, res in tasks.items()
                       for metric in res if "/" not in metric})
-    lines = ["| model | " + " | ".join(f"{t} {m}" for t, m in columns) + " |",
-             "|---|" + "---|" * len(columns)]
+    rows = []
     for model, tasks in summary.items():
-        cells = []
-        for task, metric in columns:
-            value = tasks.get(task, {}).get(metric)
-            cells.append(f"{100 * value['mean']:.1f} ± {100 * value['std']:.1f}" if value else "")
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        values = [tasks.get(task, {}).get(metric) for task, metric in columns]
+        rows.append([model, *(f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f}" if v else "" for v in values)])
+    return markdown_table(["model", *(f"{t} {m}" for t, m in columns)], rows) + "\n"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -136,5 +133,5 @@ def run_probes(models: list[str], tasks: list[Task], out: str | Path, cache: str
             results["runs"].setdefault(model, {})[task.name] = run
             results["summary"].setdefault(model, {})[task.name] = run["test"]
     write_atomic(out / "results.json", json.dumps(results, indent=2))
-    write_atomic(out / "results.md", markdown_table(results["summary"]))
+    write_atomic(out / "results.md", results_table(results["summary"]))
     return results

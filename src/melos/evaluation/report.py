@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .protocol import markdown_table, write_atomic
+from ..utils.plotting import pyplot, save_figure
+from .protocol import results_table, write_atomic
 
 
 def merge_results(paths: list[str | Path]) -> dict:
@@ -44,15 +45,11 @@ def layer_curve(run: dict) -> tuple[list[int], list[float]]:
 
 def write_report(results: dict, out: str | Path) -> list[Path]:
     """Table and plots into `out`; returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "table.md"]
-    write_atomic(written[0], markdown_table(results["summary"]))
+    write_atomic(written[0], results_table(results["summary"]))
     tasks = sorted({task for runs in results["runs"].values() for task in runs})
     models = list(results["runs"])
     for task in tasks:
@@ -66,10 +63,7 @@ def write_report(results: dict, out: str | Path) -> list[Path]:
         ax.set(xlabel="layer (hidden-state index)", ylabel=f"test {primary} (x100)", title=task)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        written.append(out / f"layers_{task}.png")
-        fig.savefig(written[-1], dpi=120)
-        plt.close(fig)
+        written.append(save_figure(fig, out / f"layers_{task}.png"))
     grid = [[100 * results["runs"][m][t]["test"][results["runs"][m][t]["primary"]]["mean"]
              if t in results["runs"][m] else float("nan") for t in tasks] for m in models]
     fig, ax = plt.subplots(figsize=(3.0 + 1.2 * len(tasks), 1.4 + 0.5 * len(models)))
@@ -82,8 +76,5 @@ def write_report(results: dict, out: str | Path) -> list[Path]:
             bright = value > (low + high) / 2  # dark text on the bright end of viridis
             ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="k" if bright else "w", fontsize=9)
     fig.colorbar(image, ax=ax, label="test score (x100)")
-    fig.tight_layout()
-    written.append(out / "heatmap.png")
-    fig.savefig(written[-1], dpi=120)
-    plt.close(fig)
+    written.append(save_figure(fig, out / "heatmap.png"))
     return written

@@ -12,6 +12,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..evaluation.protocol import write_atomic
+from ..utils.markdown import markdown_table
+from ..utils.plotting import pyplot, save_figure
 from .executor import task_vectors, open_inputs
 from .keys import group_of, selected
 from .methods import CosineAccumulator
@@ -47,19 +49,13 @@ def _block_order(group: str) -> tuple[int, int | str]:
 def write_similarity(result: dict, out: str | Path) -> list[Path]:
     """similarity.json, similarity.md (the matrix), similarity.png (heat map) and
     similarity_groups.png (each pair's similarity per group, front end to last block)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names, matrix = result["models"], result["whole"]
     write_atomic(out / "similarity.json", json.dumps(result, indent=2))
-    lines = ["| task vector | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    lines += [f"| {a} | " + " | ".join(f"{matrix[i][j]:.3f}" for j in range(len(names))) + " |"
-              for i, a in enumerate(names)]
-    write_atomic(out / "similarity.md", "\n".join(lines) + "\n")
+    rows = [[a, *(f"{v:.3f}" for v in matrix[i])] for i, a in enumerate(names)]
+    write_atomic(out / "similarity.md", markdown_table(["task vector", *names], rows) + "\n")
 
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.0 * len(names) + 1.5))
     image = ax.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
@@ -70,9 +66,7 @@ def write_similarity(result: dict, out: str | Path) -> list[Path]:
             ax.text(j, i, f"{matrix[i][j]:.2f}", ha="center", va="center", fontsize=8)
     fig.colorbar(image, ax=ax, label="cosine similarity")
     ax.set_title("task-vector similarity (whole model)")
-    fig.tight_layout()
-    fig.savefig(out / "similarity.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "similarity.png")
 
     groups = sorted(result["groups"], key=_block_order)
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(groups) + 2), 4))
@@ -84,7 +78,5 @@ def write_similarity(result: dict, out: str | Path) -> list[Path]:
     ax.set_ylabel("cosine similarity")
     ax.set_title("task-vector similarity per group")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "similarity_groups.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "similarity_groups.png")
     return [out / n for n in ("similarity.json", "similarity.md", "similarity.png", "similarity_groups.png")]

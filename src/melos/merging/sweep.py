@@ -14,6 +14,8 @@ from typing import Callable
 from ..evaluation.probe import ProbeConfig
 from ..evaluation.protocol import run_probes, write_atomic
 from ..evaluation.tasks import Task
+from ..utils.markdown import markdown_table
+from ..utils.plotting import pyplot, save_figure
 from .executor import MergeSpec, merge
 
 LAMBDAS = (0.1, 0.2, 0.25, 0.3, 0.5, 0.75, 1.0)
@@ -50,25 +52,20 @@ def sweep(base: str | Path, models: list[str | Path], tasks: list[Task], out: st
 
 def _markdown(table: dict) -> str:
     tasks = list(table["tasks"])
-    lines = ["| lambda | " + " | ".join(f"{t} {table['tasks'][t]['metric']} (test)" for t in tasks) + " |",
-             "|---|" + "---|" * len(tasks)]
+    rows = []
     for i, value in enumerate(table["lambdas"]):
         cells = []
         for t in tasks:
             score = table["tasks"][t]["test"][i]
             mark = " (chosen on valid)" if table["best"][t] == value else ""
             cells.append(f"{100 * score['mean']:.1f} ± {100 * score['std']:.1f}{mark}")
-        lines.append(f"| {value:g} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([f"{value:g}", *cells])
+    header = ["lambda", *(f"{t} {table['tasks'][t]['metric']} (test)" for t in tasks)]
+    return markdown_table(header, rows) + "\n"
 
 
 def _plot(table: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = pyplot().subplots(figsize=(6, 4))
     for task, row in table["tasks"].items():
         mean = [s["mean"] for s in row["test"]]
         std = [s["std"] for s in row["test"]]
@@ -79,6 +76,4 @@ def _plot(table: dict, path: Path) -> None:
     ax.set_ylabel("primary metric")
     ax.set_title("task arithmetic: lambda sweep")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

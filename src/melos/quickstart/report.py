@@ -8,10 +8,12 @@ from pathlib import Path
 
 from ..audio import load
 from ..data.synth import TRADITIONS
-from ..evaluation.protocol import markdown_table, write_atomic
+from ..evaluation.protocol import results_table, write_atomic
 from ..evaluation.report import write_report as write_probe_report
 from ..evaluation.token_similarity import corpus_similarity, token_histogram
 from ..training.run import Tokenizer
+from ..utils.markdown import markdown_table
+from ..utils.plotting import pyplot, save_figure
 from .config import QuickstartConfig
 from .pipeline import WESTERN
 
@@ -105,26 +107,18 @@ def expectations(results: dict) -> list[tuple[str, bool]]:
 
 
 def _matrix_md(names: list[str], matrix: list[list[float]], corner: str) -> str:
-    lines = [f"| {corner} | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    lines += [f"| {a} | " + " | ".join(f"{v:.3f}" for v in row) + " |" for a, row in zip(names, matrix)]
-    return "\n".join(lines)
+    return markdown_table([corner, *names], [[a, *(f"{v:.3f}" for v in row)] for a, row in zip(names, matrix)])
 
 
 def _groups_md(groups: dict[str, dict[str, dict[str, float]]]) -> str:
     order = ("mode", "metre", "instruments")
-    lines = ["| model | " + " | ".join(TRADITIONS) + " |", "|---|" + "---|" * len(TRADITIONS)]
-    for model, tasks in groups.items():
-        cells = [" / ".join(f"{tasks[t][g]:.2f}" if g in tasks[t] else "-" for g in order) for t in TRADITIONS]
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = [[model, *(" / ".join(f"{tasks[t][g]:.2f}" if g in tasks[t] else "-" for g in order) for t in TRADITIONS)]
+            for model, tasks in groups.items()]
+    return markdown_table(["model", *TRADITIONS], rows)
 
 
 def _plots(out: Path, results: dict, tokens: dict, cfg: QuickstartConfig) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figures = out / "figures"
     fig, ax = plt.subplots(figsize=(6, 4))
     for task in TRADITIONS:
@@ -133,9 +127,7 @@ def _plots(out: Path, results: dict, tokens: dict, cfg: QuickstartConfig) -> Non
     ax.set(xlabel="lambda", ylabel="test ROC-AUC", title="task arithmetic of the single-tradition models")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(figures / "lambda.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, figures / "lambda.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, key, title in zip(axes, ("jsd", "cosine_distance"), ("Jensen-Shannon divergence", "cosine distance")):
@@ -144,9 +136,7 @@ def _plots(out: Path, results: dict, tokens: dict, cfg: QuickstartConfig) -> Non
         ax.set_yticks(range(len(tokens["corpora"])), tokens["corpora"])
         ax.set_title(f"teacher tokens: {title}")
         fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    fig.savefig(figures / "tokens.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, figures / "tokens.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for name in [WESTERN, *[t for t in TRADITIONS if t != WESTERN], "multi"]:
@@ -162,9 +152,7 @@ def _plots(out: Path, results: dict, tokens: dict, cfg: QuickstartConfig) -> Non
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(figures / "training.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, figures / "training.png")
 
 
 def write_report(out: Path, results: dict, runs: dict, cfg: QuickstartConfig, times: dict[str, float]) -> str:
@@ -175,7 +163,7 @@ def write_report(out: Path, results: dict, runs: dict, cfg: QuickstartConfig, ti
     _plots(out, results, tokens, cfg)
     main = {m: {t: {k: v for k, v in r.items() if k in ("roc_auc", "ap")} for t, r in tasks.items()}
             for m, tasks in results["models"].items()}
-    table = markdown_table(main)
+    table = results_table(main)
     checks = expectations(results)
     similarity = (out / "similarity" / "similarity.md").read_text()
     transfer = [[results["models"][m][t]["roc_auc"]["mean"] for t in TRADITIONS]

@@ -1,0 +1,1 @@
+"""Small helpers every layer may use: Markdown tables, matplotlib figures, atomic writes."""
