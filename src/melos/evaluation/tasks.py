@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
+from ..config import check_keys, read_yaml
 from .metrics import KEY_LABELS
 
 log = logging.getLogger(__name__)
@@ -80,17 +80,8 @@ class Task:
 def load_task(path: str | Path) -> Task:
     """Read and validate a task file and its manifest; every problem names the file and row."""
     path = Path(path)
-    try:
-        spec = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: task file not found") from None
-    missing = [k for k in ("name", "type", "manifest", "window") if k not in spec]
-    if missing:
-        raise ValueError(f"{path}: missing key(s) {', '.join(missing)}")
-    known = set(Task.__dataclass_fields__) - {"items", "dropped_labels"}
-    unknown = sorted(set(spec) - known)
-    if unknown:
-        raise ValueError(f"{path}: unknown key(s) {', '.join(unknown)}")
+    spec = read_yaml(path, "task file")
+    check_keys(spec, Task, str(path), ignore={"items", "dropped_labels"})  # both derived from the manifest
     if spec["type"] not in TASK_TYPES:
         raise ValueError(f"{path}: type must be one of {', '.join(TASK_TYPES)}, got {spec['type']!r}")
     manifest = Path(spec["manifest"]).expanduser()

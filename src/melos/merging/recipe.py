@@ -12,36 +12,40 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..training.recipe import read_yaml
+from ..config import build, check_keys, read_yaml
 from .executor import MergeSpec
 
 
+@dataclass
+class MergeRecipe(MergeSpec):
+    """A merge spec plus its inputs and output, as the file spells them."""
+
+    base: str = ""
+    models: list[str] = field(default_factory=list)
+    out: str = ""
+
+
 def load_merge_recipe(path: str | Path) -> tuple[Path, list[Path], MergeSpec, Path]:
-    """(base, models, spec, out) from a recipe file; unknown or missing keys are errors naming the file."""
+    """(base, models, spec, out) from a recipe file; unknown or missing keys and wrong types are
+    errors naming the file."""
     path = Path(path).expanduser()
     data = read_yaml(path, "merge recipe")
-    fields = {f.name for f in dataclasses.fields(MergeSpec)}
-    unknown = sorted(set(data) - fields - {"base", "models", "out", "lambda"})
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {', '.join(unknown)} (known: base, models, out, lambda, "
-                         f"{', '.join(sorted(fields))})")
+    check_keys(data, MergeRecipe, str(path), also={"lambda"})
     missing = [k for k in ("base", "models", "out") if not data.get(k)]
     if missing:
         raise ValueError(f"{path}: missing {', '.join(missing)}")
-    if "lambda" in data:
-        data["weights"] = [data.pop("lambda")]
+    if "lambda" in data:  # shorthand: one lambda for every model
+        data["weights"] = data.pop("lambda")
     if isinstance(data.get("weights"), (int, float)):
         data["weights"] = [data["weights"]]
+    recipe = build(MergeRecipe, data, str(path))
 
     def resolve(p: str) -> Path:
         p = Path(p).expanduser()
         return p if p.is_absolute() else path.parent / p
 
-    base, models, out = resolve(data.pop("base")), [resolve(m) for m in data.pop("models")], resolve(data.pop("out"))
-    try:
-        spec = MergeSpec(**data)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: {err}") from None
-    return base, models, spec, out
+    spec = MergeSpec(**{f.name: getattr(recipe, f.name) for f in dataclasses.fields(MergeSpec)})
+    return resolve(recipe.base), [resolve(m) for m in recipe.models], spec, resolve(recipe.out)

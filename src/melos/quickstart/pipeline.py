@@ -21,12 +21,13 @@ import json
 import time
 from pathlib import Path
 
+from ..config import load_typed
 from ..data.manifest import read_manifest
 from ..data.synth import TRADITIONS, write_corpus
 from ..evaluation.probe import ProbeConfig
 from ..evaluation.protocol import run_probes, write_atomic
 from ..evaluation.tasks import load_task
-from ..training.recipe import Recipe, load_typed
+from ..training.recipe import Recipe
 from .config import QuickstartConfig
 
 WESTERN = "western"
