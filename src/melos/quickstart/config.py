@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from ..training.recipe import Recipe
 
+WESTERN = "western"  # the tradition the base model is pre-trained on; the others adapt from it
+
 
 @dataclass
 class CorpusSpec:

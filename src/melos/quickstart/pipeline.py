@@ -27,10 +27,12 @@ from ..data.synth import TRADITIONS, write_corpus
 from ..evaluation.probe import ProbeConfig
 from ..evaluation.protocol import run_probes, write_atomic
 from ..evaluation.tasks import load_task
+from ..merging import MergeSpec, merge
+from ..merging.similarity import task_vector_similarity, write_similarity
 from ..training.recipe import Recipe
-from .config import QuickstartConfig
-
-WESTERN = "western"
+from ..training.run import acoustic_teacher, train
+from .config import WESTERN, QuickstartConfig
+from .report import group_auc, paired_intervals, tag_groups, token_similarity, write_report
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> QuickstartConfig:
@@ -109,11 +111,6 @@ def probes_done(results: Path, models: list[Path], tasks: list[str]) -> bool:
 def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path = "quickstart",
                overrides: list[str] = (), progress: bool = True) -> dict:
     """Run every step (skipping finished ones); returns results.json's content."""
-    from ..merging import MergeSpec, merge
-    from ..merging.similarity import task_vector_similarity, write_similarity
-    from ..training.run import acoustic_teacher, train
-    from .report import group_auc, paired_intervals, tag_groups, token_similarity, write_report
-
     cfg = load_config(config, list(overrides))
     multi = multi_recipe(cfg)  # a bad multi_steps fails here, not after three adaptations
     out = Path(out)

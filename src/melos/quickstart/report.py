@@ -14,8 +14,7 @@ from ..evaluation.token_similarity import corpus_similarity, token_histogram
 from ..training.run import Tokenizer
 from ..utils.markdown import markdown_table
 from ..utils.plotting import pyplot, save_figure
-from .config import QuickstartConfig
-from .pipeline import WESTERN
+from .config import WESTERN, QuickstartConfig
 
 
 def token_similarity(data: Path, teacher: Tokenizer, max_clips: int = 40) -> dict:
@@ -106,8 +105,8 @@ def expectations(results: dict) -> list[tuple[str, bool]]:
     return checks
 
 
-def _matrix_md(names: list[str], matrix: list[list[float]], corner: str) -> str:
-    return markdown_table([corner, *names], [[a, *(f"{v:.3f}" for v in row)] for a, row in zip(names, matrix)])
+def _matrix_md(rows: list[str], columns: list[str], matrix: list[list[float]], corner: str) -> str:
+    return markdown_table([corner, *columns], [[a, *(f"{v:.3f}" for v in row)] for a, row in zip(rows, matrix)])
 
 
 def _groups_md(groups: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -170,7 +169,7 @@ def write_report(out: Path, results: dict, runs: dict, cfg: QuickstartConfig, ti
                 for m in [WESTERN, *[t for t in TRADITIONS if t != WESTERN], "multi"]]
     rows = [WESTERN, *[t for t in TRADITIONS if t != WESTERN], "multi"]
     check_lines = "\n".join(f"- [{'x' if ok else ' '}] {line}" for line, ok in checks)
-    transfer_md = _matrix_md(rows, transfer, "model / task")
+    transfer_md = _matrix_md(rows, list(TRADITIONS), transfer, "model / task")
     group_md = _groups_md(results["groups"])
     layer_plots = "\n".join(f"![{t}](figures/layers_{t}.png)" for t in TRADITIONS)
     time_lines = "\n".join(f"- {k}: {v:.0f} s" for k, v in times.items())
@@ -219,11 +218,11 @@ above (the intervals show it).
 
 Jensen-Shannon divergence (bits):
 
-{_matrix_md(tokens["corpora"], tokens["jsd"], "JSD")}
+{_matrix_md(tokens["corpora"], tokens["corpora"], tokens["jsd"], "JSD")}
 
 Cosine distance:
 
-{_matrix_md(tokens["corpora"], tokens["cosine_distance"], "cosine distance")}
+{_matrix_md(tokens["corpora"], tokens["corpora"], tokens["cosine_distance"], "cosine distance")}
 
 ![tokens](figures/tokens.png)
 
