@@ -13,7 +13,8 @@ Embed audio files with a music encoder: every hidden state, mean-pooled per wind
 For each input file, OUT gets <relative path>.safetensors holding `embeddings`
 [n_layers, n_windows, H] (or frames [n_layers, T, H] with --pool none) and `window_starts`,
 plus one row in OUT/index.jsonl (path, duration, n_windows, output, status). A bad file is
-reported with its reason and the run goes on; the exit status is 1 if any file failed.
+reported with its reason and the run goes on; the exit status is 1 if any file failed. A file
+cut short (partial download, full disk) is such a file unless --allow-truncated is given.
 
 examples:
   melos embed --model mert-v1-95m --input music/ --out emb/
@@ -61,6 +62,15 @@ examples:
   melos merge sweep --base MERT-v1-95M --models A B --task tasks/makam.yaml --out sweep/
   melos merge --recipe merge.yaml
 """
+
+
+def _add_allow_truncated(p: argparse.ArgumentParser, then: str) -> None:
+    """--allow-truncated, saying what the command does with the part of a truncated file that decodes."""
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="a file that ends early (partial download, full disk: its container declares more audio "
+                        "than it holds) is by default reported as truncated and left out; with this flag it is "
+                        f"decoded as far as it goes and {then}, with a warning naming it. Use it when the "
+                        "complete file cannot be fetched again and a shorter one is fine")
 
 
 def _merge_parser(commands: argparse._SubParsersAction) -> None:
@@ -211,13 +221,15 @@ def get_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("data", help="build and inspect training data manifests",
                             description="Data tools. `melos data scan FOLDER --out M.jsonl` lists every audio "
-                                        "file below FOLDER with its duration (headers only, no decoding).")
+                                        "file below FOLDER with its duration (headers and the last few KB only, "
+                                        "no decoding).")
     data = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
     q = data.add_parser("scan", help="write a JSONL manifest (path, duration, source, culture) for a folder")
     q.add_argument("folder", help="folder to scan recursively")
     q.add_argument("--out", required=True, help="manifest to write (JSONL)")
     q.add_argument("--source", default=None, help="source name for every row (default: the folder's name)")
     q.add_argument("--culture", default=None, help="culture/tradition label for every row, e.g. turkish-makam")
+    _add_allow_truncated(q, "listed with the duration present")
     q.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
     for name in ("pretrain", "adapt"):
@@ -237,6 +249,7 @@ def get_parser() -> argparse.ArgumentParser:
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a recipe field, e.g. --set stages.0.steps=100 (repeatable)")
         p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+        _add_allow_truncated(p, "that part is trained on")
         p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
     p = commands.add_parser(
@@ -248,6 +261,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True, help="task YAML file (name, type, manifest, window)")
     p.add_argument("--cache", default="cache/features", help="cache root (default cache/features)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
+    _add_allow_truncated(p, "that part's features are cached (later `melos probe` runs reuse them)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
     p = commands.add_parser(
@@ -301,6 +315,7 @@ def get_parser() -> argparse.ArgumentParser:
                    help="windows per encoder call (default 1: fastest on CPU; raise it on a GPU)")
     p.add_argument("--skip-existing", action="store_true",
                    help="keep files an earlier run finished (resume an interrupted run); retry failed ones")
+    _add_allow_truncated(p, "that part is embedded")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return parser
 
@@ -377,6 +392,7 @@ def run(command: str, **kwargs) -> int:
 
         task = load_task(kwargs["task"])
         folder, summary = extract_features(kwargs["model"], task, kwargs["cache"], device=kwargs["device"],
+                                           allow_truncated=kwargs["allow_truncated"],
                                            progress=kwargs["progress"])
         print(f"{task.name}: features of {summary.n_done + summary.n_skipped} files in {folder} "
               f"({summary.n_skipped} cached earlier), {len(summary.failed)} skipped as unreadable")

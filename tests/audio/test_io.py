@@ -156,13 +156,17 @@ def test_opus_and_mp3_listed_exactly_when_readable():
     assert (".mp3" in AUDIO_EXTENSIONS) == HAS_MP3
 
 
-def test_wav_with_cut_data_chunk_loads_the_frames_present(write, tmp_path):
+def test_wav_with_cut_data_chunk_is_truncated_unless_allowed(write, tmp_path):
     samples = int16_noise(16000)
     path = write("cut.wav", samples, 8000)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 2 * 6000])  # drop the last 6000 frames, keep the header
-    assert info(path).n_frames == 10000
-    assert np.array_equal(load(path, 8000).numpy(), samples[:10000].astype(np.float32) / 32768)
+    for call in (info, lambda p: load(p, 8000)):
+        with pytest.raises(AudioError, match="header declares 16000 frames, 10000 present"):
+            call(path)
+    assert info(path, allow_truncated=True).n_frames == 10000
+    loaded = load(path, 8000, allow_truncated=True)
+    assert np.array_equal(loaded.numpy(), samples[:10000].astype(np.float32) / 32768)
 
 
 def _cut_in_half(path):
@@ -241,15 +245,16 @@ BAD_FILES = [
     (_directory, "not a regular file"),
     (_text, "not a readable audio file"),
     (_zero_frames, "no audio frames"),
-    (_header_only, "no audio frames"),
+    (_header_only, "file is truncated: header declares 16000 frames, 0 present"),
     (_nan, "NaN or infinite"),
     (_inf, "NaN or infinite"),
     (_flac_cut, "truncated"),
     (_flac_header_only, "truncated"),
-    (_ogg_cut, ("truncated", "malformed")),  # which one depends on where the cut falls
+    (_ogg_cut, ("truncated", "malformed")),  # "malformed" if the cut falls in the Vorbis headers
     (_mp3_cut, "truncated"),
 ]
-HEADER_FAILURES = {_missing, _empty, _directory, _text, _zero_frames, _header_only, _ogg_cut}
+HEADER_FAILURES = {_missing, _empty, _directory, _text, _zero_frames, _header_only, _flac_cut, _flac_header_only,
+                   _ogg_cut, _mp3_cut}
 
 
 def _expect_audio_error(path, keywords: str | tuple[str, ...], call):

@@ -83,3 +83,16 @@ def test_take_hours_and_errors(sources):
         CropBatcher([CropSource("makam", undated)], crop_seconds=1.0)
     with pytest.raises(ValueError, match="replay"):
         CropBatcher([CropSource("makam", makam)], replay_fraction=0.2)
+
+
+def test_truncated_file_is_dropped_unless_allowed(tmp_path, caplog):
+    row = constant_file(tmp_path / "partial.wav", 0.3, 4.0)
+    data = (tmp_path / "partial.wav").read_bytes()
+    (tmp_path / "partial.wav").write_bytes(data[: len(data) // 2])  # 2 s of the 4 s the header declares
+    row.duration = 2.0  # as `melos data scan --allow-truncated` lists it
+    with caplog.at_level(logging.WARNING):
+        with pytest.raises(RuntimeError, match="no readable file left"):
+            CropBatcher([CropSource("makam", [row])], crop_seconds=1.0).batch(0, 2)
+        audio, _ = CropBatcher([CropSource("makam", [row])], crop_seconds=1.0, allow_truncated=True).batch(0, 2)
+    assert audio.shape == (2, 24000) and (audio == 0.3).all()
+    assert sum("partial.wav" in r.getMessage() and "file is truncated" in r.getMessage() for r in caplog.records) == 2

@@ -62,3 +62,21 @@ def test_missing_durations_are_read_from_headers(tmp_path):
     assert [(Path(r.path).name, r.duration, r.culture) for r in filled] == [("a.wav", 3.0, None), ("b.flac", 9.5, "x")]
     assert list(failed) == [str(tmp_path / "bad.wav")] and "not a readable audio file" in failed[str(tmp_path / "bad.wav")]
     assert rows[0].duration is None  # the caller's rows are left as they were
+
+
+def test_scan_fails_a_truncated_file_unless_allowed(tmp_path, capsys):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    sf.write(folder / "whole.wav", np.zeros(24000, dtype=np.float32), 24000)
+    sf.write(folder / "partial.flac", np.random.default_rng(0).uniform(-0.5, 0.5, 24000 * 4), 24000)
+    data = (folder / "partial.flac").read_bytes()
+    (folder / "partial.flac").write_bytes(data[: len(data) // 2])  # a partial download
+    result = scan_folder(folder, progress=False)
+    assert [Path(r.path).name for r in result.rows] == ["whole.wav"]
+    assert result.failed[str(folder / "partial.flac")].startswith("file is truncated: header declares 96000 frames")
+    allowed = scan_folder(folder, progress=False, allow_truncated=True)
+    partial = allowed.rows[0]
+    assert Path(partial.path).name == "partial.flac" and 0.5 < partial.duration < 2.5 and not allowed.failed
+    args = ["data", "scan", str(folder), "--out", str(tmp_path / "m.jsonl"), "--no-progress"]
+    assert main(args) == 0 and "skipped" in capsys.readouterr().err
+    assert main([*args, "--allow-truncated"]) == 0 and len(read_manifest(tmp_path / "m.jsonl")) == 2

@@ -196,3 +196,34 @@ def test_max_duration_embeds_only_the_beginning(tmp_path, music, encoder):
           layers="0", progress=False)
     frames = Embeddings.load(tmp_path / "out2" / "c.ogg.safetensors").window_frames.tolist()
     assert frames == [encoder.n_frames(48000), encoder.n_frames(round(1.1 * 24000))]
+
+
+def cut_ogg(folder, seconds=4.0):
+    """A Vorbis file cut after 60% of its bytes, as a partial download leaves it; returns its path and the
+    duration libsndfile gives it (the whole pages present)."""
+    noise = np.random.default_rng(1).standard_normal(int(seconds * 24000)).astype(np.float32)
+    path = folder / "partial.ogg"
+    sf.write(path, 0.3 * noise, 24000)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 6 // 10])
+    return path, sf.info(path).duration
+
+
+def test_truncated_file_is_an_error_row_unless_allowed(tmp_path, music, encoder, capsys):
+    partial, present = cut_ogg(music)
+    assert 1.0 < present < 4.0  # libsndfile alone reads it as a short, complete file
+    summary = embed(encoder, music, tmp_path / "out", window=1.0, progress=False)
+    row = read_index(tmp_path / "out" / "index.jsonl")[str(partial)]
+    assert row.status == "error" and "file is truncated: last Ogg page" in row.error and str(partial) in row.error
+    assert summary.n_done == 3 and str(partial) in summary.failed  # the good files are embedded all the same
+
+    summary = embed(encoder, music, tmp_path / "allowed", window=1.0, allow_truncated=True, progress=False)
+    row = read_index(tmp_path / "allowed" / "index.jsonl")[str(partial)]
+    assert row.status == "ok" and row.duration == pytest.approx(present) and summary.n_done == 4
+
+    encoder.save_pretrained(tmp_path / "model")
+    args = ["embed", "--model", str(tmp_path / "model"), "--input", str(partial), "--window", "1", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "cli")]) == 1
+    assert "file is truncated" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "cli-allowed"), "--allow-truncated"]) == 0
+    assert (tmp_path / "cli-allowed" / "partial.ogg.safetensors").is_file()

@@ -55,3 +55,17 @@ def test_cli_features(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr()
     assert "8 files" in out.out and "broken.wav" in out.err
+
+
+def test_cli_features_allow_truncated_fills_in_a_truncated_file(tmp_path, capsys):
+    make_task(tmp_path)
+    data = (tmp_path / "train0.wav").read_bytes()
+    (tmp_path / "train0.wav").write_bytes(data[: len(data) // 2])
+    load_encoder("mert-tiny").save_pretrained(tmp_path / "model")
+    args = ["features", "--model", str(tmp_path / "model"), "--task", str(tmp_path / "task.yaml"),
+            "--cache", str(tmp_path / "cache"), "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr()
+    assert "2 skipped as unreadable" in out.out and "train0.wav: file is truncated" in out.err
+    assert main([*args, "--allow-truncated"]) == 0
+    assert "(7 cached earlier), 1 skipped as unreadable" in capsys.readouterr().out  # only broken.wav is left

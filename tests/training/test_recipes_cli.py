@@ -184,3 +184,22 @@ def test_efficient_encoder_pretrains_and_adapts_through_the_cli(tmp_path):
     assert any(not torch.equal(stage1[k], stage2[k]) for k in blocks)
     fitted, kept = (load_file(d / "teacher.safetensors") for d in (base, tmp_path / "adapted" / "final"))
     assert all(torch.equal(kept[k], v) for k, v in fitted.items())  # teacher not refitted on makam
+
+
+def test_truncated_training_files_train_only_with_allow_truncated(tmp_path, caplog):
+    manifest = write_corpus(tmp_path / "western", "western", 2, 0)
+    for path in (tmp_path / "western").glob("*.wav"):
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) * 3 // 4])  # a partial download: 2.25 s of 3 s
+    paths = tmp_path / "western" / "paths.jsonl"  # durations left to the file headers
+    paths.write_text("".join(json.dumps({"path": json.loads(line)["path"]}) + "\n"
+                             for line in manifest.read_text().splitlines()))
+    args = ["pretrain", "--recipe", str(RECIPES / "mert-tiny-pretrain.yaml"), "--data", str(paths),
+            "--set", "stages.0.steps=1", "--set", "teacher.acoustic=random-projection", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "strict")]) == 2
+    assert any("0.wav: skipped, file is truncated" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    assert main([*args, "--out", str(tmp_path / "allowed"), "--allow-truncated"]) == 0
+    assert (tmp_path / "allowed" / "final" / "config.json").is_file()
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "reading the audio" in r.getMessage()]
+    assert len(warned) == 2 and all("header declares 72000 frames" in w for w in warned)

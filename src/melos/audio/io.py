@@ -3,10 +3,15 @@
 Decoding goes through libsndfile (via soundfile), so every format it reads works: WAV, FLAC,
 OGG/Vorbis, Opus, MP3, AIFF, AU, ... Resampling uses soxr at "HQ" quality. Only the requested
 span of a file is decoded, so reading a window of a long file costs the window, not the file.
+
+A file cut short (a partial download, a full disk) is an error, not a shorter song: `info` and
+`load` check the container against what the file holds (`integrity.find_truncation`), and
+`allow_truncated=True` reads what decodes instead, with one warning per file.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -14,6 +19,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 import torch
+
+from .integrity import Truncation, find_truncation
+
+log = logging.getLogger(__name__)
 
 RESAMPLE_QUALITY = "HQ"
 
@@ -65,17 +74,21 @@ class AudioInfo:
         return self.n_frames / self.sample_rate
 
 
-def info(path: str | os.PathLike) -> AudioInfo:
-    """Read the header of an audio file without decoding it.
+def info(path: str | os.PathLike, allow_truncated: bool = False) -> AudioInfo:
+    """Read the header of an audio file, and a few KB from its end, without decoding it.
 
-    Truncation that only shows when decoding (e.g. a FLAC file cut short) is not detected here;
-    `load` detects it.
+    Args:
+        path: Any file libsndfile reads.
+        allow_truncated: Accept a file cut short, with a warning, and report the frames present
+            (estimated for MP3) instead of raising.
 
     Raises:
-        AudioError: The file is missing, empty, not audio, or holds zero frames.
+        AudioError: The file is missing, empty, not audio, holds zero frames, or is truncated
+            (its container declares more audio than the file holds). Truncation that only shows
+            when decoding (an MP3 without a Xing/Info header) is left to `load`.
     """
     with _open(path) as f:
-        return AudioInfo(str(path), f.samplerate, f.frames, f.channels)
+        return AudioInfo(str(path), f.samplerate, _checked_frames(f, path, allow_truncated), f.channels)
 
 
 def load(
@@ -84,6 +97,7 @@ def load(
     mono: bool = True,
     offset: float = 0.0,
     duration: float | None = None,
+    allow_truncated: bool = False,
 ) -> torch.Tensor:
     """Decode a span of an audio file at the given sample rate.
 
@@ -91,9 +105,9 @@ def load(
     downmixed to mono by averaging the channels, then resampled with soxr when the file's rate
     differs. A span that runs past the end is clipped to the end.
 
-    A WAV file whose data chunk is cut short loads the frames that are present: libsndfile sizes
-    the data chunk from the bytes in the file, and `info` reports that same shorter length.
-    Formats whose decoder fails mid-stream (FLAC, MP3, ...) raise AudioError instead.
+    A truncated file raises AudioError, whether its container shows it (see `info`) or its
+    decoder stops early. With `allow_truncated` the span is clipped to the audio that decodes,
+    and the file is named in a warning (once per process).
 
     Args:
         path: Any file libsndfile reads.
@@ -101,6 +115,7 @@ def load(
         mono: Downmix to one channel.
         offset: Start of the span in seconds.
         duration: Length of the span in seconds; None reads to the end.
+        allow_truncated: Read what decodes of a file cut short instead of raising.
 
     Returns:
         Float32 tensor of shape [N] if mono, else [C, N].
@@ -112,10 +127,14 @@ def load(
     _check_rate(sample_rate)
     _check_span(path, offset, duration)
     with _open(path) as f:
-        start, frames = _frame_span(f, path, offset, duration)
+        n_frames = _checked_frames(f, path, allow_truncated)
+        start, frames = _frame_span(f.samplerate, n_frames, path, offset, duration)
         if start > 0:
             _seek(f, path, start)
-        audio = _downmix(_read(f, path, frames), mono)
+        audio = _read(f, path, frames, allow_truncated)
+        if len(audio) == 0:
+            raise AudioError(path, f"file is truncated: no audio decodes from frame {start} on")
+        audio = _downmix(audio, mono)
         native_rate = f.samplerate
     return _to_tensor(_resample(audio, native_rate, sample_rate))
 
@@ -133,13 +152,63 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
     except _DECODER_ERRORS as exc:
         raise AudioError(path, f"not a readable audio file ({_cause(exc)})") from exc
     if f.frames <= 0:
-        f.close()
-        raise AudioError(path, "contains no audio frames (zero length or truncated)")
+        try:
+            truncation = _find_truncation(f, path)
+        finally:
+            f.close()
+        reason = truncation.reason if truncation else "contains no audio frames (zero length or truncated)"
+        raise AudioError(path, reason)
     return f
 
 
-def _read(f: sf.SoundFile, path: str | os.PathLike, frames: int) -> np.ndarray:
-    """Decode the next `frames` frames as float32 of shape [frames, C], or raise AudioError."""
+# Files already named in a truncation warning: a training run loads many crops of each.
+_warned: set[str] = set()
+
+
+def _checked_frames(f: sf.SoundFile, path: str | os.PathLike, allow_truncated: bool) -> int:
+    """Frames of an open file: libsndfile's count, if the container shows the file complete.
+
+    A truncated file raises AudioError, or with `allow_truncated` gives the frames present.
+    """
+    truncation = _find_truncation(f, path)
+    if truncation is None:
+        return f.frames
+    if not allow_truncated:
+        raise AudioError(path, truncation.reason)
+    _warn_truncated(path, truncation.reason)
+    n_frames = f.frames if truncation.n_frames is None else min(f.frames, truncation.n_frames)
+    if n_frames <= 0:
+        raise AudioError(path, f"no audio frames to read ({truncation.reason})")
+    return n_frames
+
+
+def _find_truncation(f: sf.SoundFile, path: str | os.PathLike) -> Truncation | None:
+    """`integrity.find_truncation` for an open file; a read error is an AudioError."""
+    try:
+        return find_truncation(path, f.format, f.frames, f.samplerate)
+    except OSError as exc:
+        raise AudioError(path, f"cannot read the file ({exc.strerror or exc})") from exc
+
+
+def _warn_truncated(path: str | os.PathLike, reason: str) -> None:
+    """Log that a truncated file is read as far as it decodes, once per file and process."""
+    if str(path) not in _warned:
+        _warned.add(str(path))
+        log.warning("%s: %s; reading the audio that decodes (truncated files allowed)", path, reason)
+
+
+def _read(
+    f: sf.SoundFile, path: str | os.PathLike, frames: int, allow_truncated: bool = False
+) -> np.ndarray:
+    """Decode the next `frames` frames as float32 of shape [frames, C], or raise AudioError.
+
+    With `allow_truncated`, a decoder that stops early gives the frames before the stop.
+    """
+    if allow_truncated:
+        audio = _read_what_decodes(f, path, frames)
+        if len(audio) < frames:
+            _warn_truncated(path, f"file is truncated: decoded {len(audio)} of {frames} frames")
+        return audio
     try:
         audio = f.read(frames, dtype="float32", always_2d=True)
     except _DECODER_ERRORS as exc:
@@ -147,6 +216,24 @@ def _read(f: sf.SoundFile, path: str | os.PathLike, frames: int) -> np.ndarray:
         raise AudioError(path, reason) from exc
     if len(audio) < frames:
         raise AudioError(path, f"file is truncated: decoded {len(audio)} of {frames} frames")
+    return _check_finite(audio, path)
+
+
+def _read_what_decodes(f: sf.SoundFile, path: str | os.PathLike, frames: int) -> np.ndarray:
+    """Up to `frames` frames, [n, C]: those before the end or a decoder error, whichever is first."""
+    out = np.full((frames, f.channels), np.nan, dtype=np.float32)
+    try:
+        audio = f.read(frames, dtype="float32", always_2d=True, out=out)
+    except _DECODER_ERRORS:
+        # libsndfile fails the whole call (e.g. "flac decoder lost sync" at the cut) after
+        # filling `out` up to the failure; rows it did not reach are still NaN.
+        finite = np.isfinite(out).all(axis=1)
+        audio = out[: len(out) if finite.all() else int(np.argmin(finite))]
+    return _check_finite(audio, path)
+
+
+def _check_finite(audio: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """`audio` unchanged, or AudioError if it holds NaN or infinite samples."""
     if not np.isfinite(audio).all():
         raise AudioError(path, "contains NaN or infinite samples")
     return audio
@@ -180,17 +267,17 @@ def _check_span(path: str | os.PathLike, offset: float, duration: float | None) 
 
 
 def _frame_span(
-    f: sf.SoundFile, path: str | os.PathLike, offset: float, duration: float | None
+    sample_rate: int, n_frames: int, path: str | os.PathLike, offset: float, duration: float | None
 ) -> tuple[int, int]:
     """First frame and frame count of [offset, offset + duration), clipped to the file."""
-    start = round(offset * f.samplerate)
-    if start >= f.frames:
-        length = f.frames / f.samplerate
+    start = round(offset * sample_rate)
+    if start >= n_frames:
+        length = n_frames / sample_rate
         raise AudioError(path, f"offset {offset} s is beyond the end ({length:.3f} s)")
-    remaining = f.frames - start
+    remaining = n_frames - start
     if duration is None:
         return start, remaining
-    return start, min(round(duration * f.samplerate), remaining)
+    return start, min(round(duration * sample_rate), remaining)
 
 
 def _downmix(audio: np.ndarray, mono: bool) -> np.ndarray:

@@ -19,7 +19,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from .io import RESAMPLE_QUALITY, _check_rate, _downmix, _open, _read, _to_tensor
+from .io import RESAMPLE_QUALITY, _check_rate, _checked_frames, _downmix, _open, _read, _to_tensor
 
 # Durations closer than this (in seconds) are equal: below one sample period at any audio rate
 # (5.2 us at 192 kHz), so it only absorbs float round-off such as 0.1 * 3 != 0.3.
@@ -93,14 +93,15 @@ def iter_windows(
     hop: float | None = None,
     mono: bool = True,
     block_seconds: float = 5.0,
+    allow_truncated: bool = False,
 ) -> Iterator[AudioWindow]:
     """Decode a file once and yield its windows at `sample_rate` as soon as each is complete.
 
-    Window starts are `window_starts(info(path).duration, window, hop)`. At the target rate,
-    the window starting at t spans samples [round(t * sr), round((t + window) * sr)), clipped to
-    the end of the file; so with hop == window the windows tile the audio of `load(path, sr)`
-    exactly, and every window equals the same slice of it. A last window shorter than one
-    target-rate sample is dropped.
+    Window starts are `window_starts(info(path, allow_truncated).duration, window, hop)`. At the
+    target rate, the window starting at t spans samples [round(t * sr), round((t + window) * sr)),
+    clipped to the end of the file; so with hop == window the windows tile the audio of
+    `load(path, sr)` exactly, and every window equals the same slice of it. A last window shorter
+    than one target-rate sample is dropped.
 
     Args:
         path: Any file libsndfile reads.
@@ -109,6 +110,8 @@ def iter_windows(
         hop: Distance between window starts in seconds; defaults to `window`.
         mono: Downmix to one channel (channel mean).
         block_seconds: Seconds of audio decoded per read; memory is about window + block.
+        allow_truncated: Yield the windows of what decodes of a file cut short instead of
+            raising (see `load`); windows past the point where decoding stops are not yielded.
 
     Yields:
         AudioWindow, in order of start time.
@@ -122,7 +125,7 @@ def iter_windows(
     hop = window if hop is None else hop
     _check_rate(sample_rate)
     _check_positive(window=window, hop=hop, block_seconds=block_seconds)
-    return _windows(path, sample_rate, window, hop, mono, block_seconds)
+    return _windows(path, sample_rate, window, hop, mono, block_seconds, allow_truncated)
 
 
 def _windows(
@@ -132,20 +135,31 @@ def _windows(
     hop: float,
     mono: bool,
     block_seconds: float,
+    allow_truncated: bool,
 ) -> Iterator[AudioWindow]:
     """The generator behind `iter_windows`; the file is opened on the first `next`."""
     with _open(path) as f:
-        starts = window_starts(f.frames / f.samplerate, window, hop)
+        n_frames = _checked_frames(f, path, allow_truncated)
+        starts = window_starts(n_frames / f.samplerate, window, hop)
         spans = [(round(t * sample_rate), round((t + window) * sample_rate)) for t in starts]
-        blocks = _resampled_blocks(f, path, sample_rate, mono, block_seconds)
+        blocks = _resampled_blocks(f, path, n_frames, sample_rate, mono, block_seconds, allow_truncated)
         for index, audio in enumerate(_cut(blocks, spans)):
             yield AudioWindow(starts[index], _to_tensor(audio), index)
 
 
 def _resampled_blocks(
-    f: sf.SoundFile, path: str | os.PathLike, sample_rate: int, mono: bool, block_seconds: float
+    f: sf.SoundFile,
+    path: str | os.PathLike,
+    n_frames: int,
+    sample_rate: int,
+    mono: bool,
+    block_seconds: float,
+    allow_truncated: bool,
 ) -> Iterator[np.ndarray]:
-    """Decode the whole file in order; yield it downmixed and resampled, [n] or [n, C]."""
+    """Decode `n_frames` frames in order; yield them downmixed and resampled, [n] or [n, C].
+
+    A short read (only with `allow_truncated`) ends the stream early.
+    """
     block_frames = max(1, round(block_seconds * f.samplerate))
     stream = None
     if f.samplerate != sample_rate:
@@ -153,11 +167,12 @@ def _resampled_blocks(
         stream = soxr.ResampleStream(
             f.samplerate, sample_rate, channels, dtype="float32", quality=RESAMPLE_QUALITY
         )
-    remaining = f.frames
+    remaining = n_frames
     while remaining > 0:
         frames = min(block_frames, remaining)
-        remaining -= frames
-        block = _downmix(_read(f, path, frames), mono)
+        decoded = _read(f, path, frames, allow_truncated)
+        remaining = remaining - frames if len(decoded) == frames else 0
+        block = _downmix(decoded, mono)
         yield block if stream is None else stream.resample_chunk(block, last=remaining == 0)
 
 

@@ -65,14 +65,17 @@ class CropBatcher:
         crop_seconds, sample_rate: crop size.
         replay, replay_fraction: a replay source filling round(B * fraction) clips per batch.
         seed: the run's data seed.
+        allow_truncated: crop from what decodes of a file cut short (logged once) instead of
+            dropping it from its pool.
     """
 
     def __init__(self, sources: list[CropSource], crop_seconds: float = 5.0, sample_rate: int = 24000,
-                 replay: CropSource | None = None, replay_fraction: float = 0.0, seed: int = 0):
+                 replay: CropSource | None = None, replay_fraction: float = 0.0, seed: int = 0,
+                 allow_truncated: bool = False):
         if not 0.0 <= replay_fraction < 1.0 or (replay_fraction > 0 and replay is None):
             raise ValueError("replay_fraction must be in [0, 1) and needs a replay source")
         self.crop_seconds, self.sample_rate, self.seed = crop_seconds, sample_rate, seed
-        self.replay_fraction = replay_fraction
+        self.replay_fraction, self.allow_truncated = replay_fraction, allow_truncated
         self.n_short = self.n_undated = 0
         self.pools = [self._pool(s) for s in sources]
         self.replay = self._pool(replay) if replay is not None else None
@@ -114,7 +117,8 @@ class CropBatcher:
             row = pool.rows[int(torch.multinomial(pool.durations, 1, generator=g))]
             offset = float(torch.rand((), generator=g, dtype=torch.float64)) * (row.duration - self.crop_seconds)
             try:
-                audio = load(row.path, self.sample_rate, offset=offset, duration=self.crop_seconds)
+                audio = load(row.path, self.sample_rate, offset=offset, duration=self.crop_seconds,
+                             allow_truncated=self.allow_truncated)
             except AudioError as err:
                 log.warning("skipping %s for the rest of the run", err)  # logged once: the file leaves the pool
                 self.bad.add(row.path)

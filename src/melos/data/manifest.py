@@ -36,11 +36,12 @@ class ScanResult:
 
 
 def scan_folder(folder: str | Path, source: str | None = None, culture: str | None = None,
-                progress: bool = True) -> ScanResult:
+                progress: bool = True, allow_truncated: bool = False) -> ScanResult:
     """Every audio file below `folder`, with its duration from the header.
 
-    Unreadable files are left out and listed in `failed` (path -> reason). `source` defaults
-    to the folder's name.
+    Unreadable files are left out and listed in `failed` (path -> reason); so are truncated
+    ones, unless `allow_truncated` lists them with the duration present (logged once each).
+    `source` defaults to the folder's name.
     """
     folder = Path(folder).expanduser()
     if not folder.is_dir():
@@ -49,18 +50,21 @@ def scan_folder(folder: str | Path, source: str | None = None, culture: str | No
     rows, failed = [], {}
     for path in tqdm(files, desc="scan", unit="file", disable=not progress):
         try:
-            rows.append(ManifestRow(str(path), round(info(path).duration, 3), source or folder.name, culture))
+            duration = info(path, allow_truncated).duration
+            rows.append(ManifestRow(str(path), round(duration, 3), source or folder.name, culture))
         except AudioError as err:
             failed[str(path)] = err.reason
     return ScanResult(rows, failed)
 
 
-def fill_durations(rows: list[ManifestRow], progress: bool = True) -> tuple[list[ManifestRow], dict[str, str]]:
+def fill_durations(rows: list[ManifestRow], progress: bool = True,
+                   allow_truncated: bool = False) -> tuple[list[ManifestRow], dict[str, str]]:
     """`rows` with every missing `duration` read from the file's header, as `scan_folder` does.
 
     A hand-written manifest of paths (or one mixing rows with and without durations) can then
     train. Rows that already have a duration are kept as they are, without touching the file.
-    Returns the rows whose duration is known and the unreadable files (path -> reason).
+    Returns the rows whose duration is known and the unreadable files (path -> reason); a
+    truncated file is unreadable unless `allow_truncated`, which gives the duration present.
     """
     n_missing = sum(r.duration is None for r in rows)
     out, failed = [], {}
@@ -69,7 +73,7 @@ def fill_durations(rows: list[ManifestRow], progress: bool = True) -> tuple[list
             if row.duration is None:
                 bar.update()
                 try:
-                    row = replace(row, duration=round(info(row.path).duration, 3))
+                    row = replace(row, duration=round(info(row.path, allow_truncated).duration, 3))
                 except AudioError as err:
                     failed[row.path] = err.reason
                     continue

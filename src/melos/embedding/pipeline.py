@@ -109,7 +109,8 @@ def parse_layers(layers: str | Sequence[int], n_hidden_states: int) -> list[int]
 def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_dir: str | Path, *,
           layers: str | Sequence[int] = "all", window: float = 30.0, hop: float | None = None,
           pool: str = "mean", device: str = "cpu", dtype: str = "float32", batch_size: int = 1,
-          skip_existing: bool = False, max_duration: float | None = None, progress: bool = True) -> EmbedSummary:
+          skip_existing: bool = False, max_duration: float | None = None, allow_truncated: bool = False,
+          progress: bool = True) -> EmbedSummary:
     """Embed every audio file of `input` into `out_dir` (see the module docstring).
 
     Args:
@@ -123,6 +124,8 @@ def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_d
         batch_size: windows per encoder call.
         skip_existing: keep files that an earlier run finished; retry failed ones.
         max_duration: embed only the first `max_duration` seconds of each file.
+        allow_truncated: embed what decodes of a file cut short (logged as a warning) instead of
+            failing it as truncated.
 
     Returns an EmbedSummary; bad files are listed there and in the index, never fatal.
     """
@@ -147,7 +150,8 @@ def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_d
         else:
             todo.append(source)
     runner = _Runner(encoder, layer_ids, window, hop, pool, device, dtype, batch_size, out_dir, index, summary,
-                     str(model) if isinstance(model, (str, Path)) else type(encoder).__name__, max_duration)
+                     str(model) if isinstance(model, (str, Path)) else type(encoder).__name__, max_duration,
+                     allow_truncated)
     try:
         runner.run(todo, progress)
     finally:
@@ -168,13 +172,13 @@ class _Runner:
 
     def __init__(self, encoder: Encoder, layer_ids: list[int], window: float, hop: float, pool: str, device: str,
                  dtype: str, batch_size: int, out_dir: Path, index: Index, summary: EmbedSummary, model_name: str,
-                 max_duration: float | None = None):
+                 max_duration: float | None = None, allow_truncated: bool = False):
         self.encoder, self.layer_ids, self.window, self.hop, self.pool = encoder, layer_ids, window, hop, pool
         self.device, self.batch_size, self.out_dir, self.index, self.summary = device, batch_size, out_dir, index, summary
         self.autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
         self.metadata = {"model": model_name, "sample_rate": str(encoder.sample_rate),
                          "frame_rate": str(encoder.frame_rate), "window": str(window), "hop": str(hop), "pool": pool}
-        self.max_duration = max_duration
+        self.max_duration, self.allow_truncated = max_duration, allow_truncated
         self.pending: dict[int, _Pending] = {}
         self.buckets: dict[int, list[_Window]] = defaultdict(list)
         self.bucket_age: dict[int, int] = {}
@@ -217,14 +221,16 @@ class _Runner:
                 if stop.is_set():
                     return
                 try:
-                    duration = info(source.path).duration
+                    duration = info(source.path, self.allow_truncated).duration
                     if self.max_duration is not None:
                         duration = min(duration, self.max_duration)
                     starts = file_windows(duration, self.window, self.hop)
                     end = round(duration * self.encoder.sample_rate)
                     items.put(_Pending(i, duration, starts))
                     n_windows = 0
-                    for w in iter_windows(source.path, self.encoder.sample_rate, self.window, self.hop):
+                    windows = iter_windows(source.path, self.encoder.sample_rate, self.window, self.hop,
+                                           allow_truncated=self.allow_truncated)
+                    for w in windows:
                         if stop.is_set():
                             return
                         if w.index >= len(starts):

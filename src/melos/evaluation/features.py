@@ -50,10 +50,12 @@ class SplitFeatures:
 
 
 def extract_features(model: str | Path | Encoder, task: Task, cache_root: str | Path = "cache/features", *,
-                     device: str = "cpu", batch_size: int = 8, progress: bool = True) -> tuple[Path, EmbedSummary]:
+                     device: str = "cpu", batch_size: int = 8, allow_truncated: bool = False,
+                     progress: bool = True) -> tuple[Path, EmbedSummary]:
     """Fill (or resume) the cache of `task` for `model`; returns its folder and the run summary.
     Windows of equal length go through the encoder `batch_size` at a time (8: a third faster than
-    one at a time for the quickstart's tiny model)."""
+    one at a time for the quickstart's tiny model). `allow_truncated` keeps what decodes of files
+    cut short (see `melos.embed`); a file failed as truncated is retried by the next call."""
     encoder = load_encoder(model) if isinstance(model, (str, Path)) else model
     folder = Path(cache_root) / f"{model_hash(encoder)}-{task_hash(task)}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -62,7 +64,8 @@ def extract_features(model: str | Path | Encoder, task: Task, cache_root: str | 
                                                    "task": task.name, "manifest": str(task.manifest)}, indent=2))
     sources = [AudioSource(Path(item.path), f"{n:06d}-{Path(item.path).name}") for n, item in enumerate(task.items)]
     summary = embed(encoder, sources, folder, window=task.window, hop=task.hop, max_duration=task.max_duration,
-                    device=device, batch_size=batch_size, skip_existing=True, progress=progress)
+                    device=device, batch_size=batch_size, skip_existing=True, allow_truncated=allow_truncated,
+                    progress=progress)
     return folder, summary
 
 

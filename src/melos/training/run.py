@@ -49,21 +49,23 @@ Tokenizer = EncodecTokenizer | RandomProjectionTokenizer | MelTokenizer
 Heads = MERTHeads | RPQHeads
 
 
-def acoustic_teacher(spec: TeacherSpec, seed: int, source: str | Path, rows: list[ManifestRow]) -> Tokenizer:
+def acoustic_teacher(spec: TeacherSpec, seed: int, source: str | Path, rows: list[ManifestRow],
+                     allow_truncated: bool = False) -> Tokenizer:
     """The MERT objective's acoustic teacher: EnCodec, or random projections (see `fitted_teacher`)."""
     if spec.acoustic == "encodec":
         return (EncodecTokenizer.tiny(seed) if spec.encodec == "tiny"
                 else EncodecTokenizer.from_pretrained(Path(spec.encodec).expanduser(), spec.bandwidth))
     if spec.acoustic != "random-projection":
         raise ValueError(f"teacher.acoustic: {spec.acoustic!r} is not 'encodec' or 'random-projection'")
-    return fitted_teacher(RandomProjectionTokenizer(spec.codebooks, spec.codebook_size, seed=seed), seed, source, rows)
+    return fitted_teacher(RandomProjectionTokenizer(spec.codebooks, spec.codebook_size, seed=seed), seed, source, rows,
+                          allow_truncated)
 
 
 def fitted_teacher(teacher: RandomProjectionTokenizer | MelTokenizer, seed: int, source: str | Path,
-                   rows: list[ManifestRow]) -> RandomProjectionTokenizer | MelTokenizer:
+                   rows: list[ManifestRow], allow_truncated: bool = False) -> RandomProjectionTokenizer | MelTokenizer:
     """A random-projection teacher saved beside `source` is reused as it is (continual
     pre-training keeps its teacher); otherwise its statistics are fitted on up to STATS_CLIPS
-    clips of `rows`, picked by `seed`."""
+    clips of `rows`, picked by `seed` (with `allow_truncated`, what decodes of a truncated one)."""
     file = Path(source) / TEACHER
     if file.is_file():
         load_state_dict_strict(teacher, load_file(file), file)
@@ -74,7 +76,7 @@ def fitted_teacher(teacher: RandomProjectionTokenizer | MelTokenizer, seed: int,
     def clips():
         for i in picks:
             try:
-                yield load(rows[i].path, teacher.sample_rate)[None]
+                yield load(rows[i].path, teacher.sample_rate, allow_truncated=allow_truncated)[None]
             except AudioError as err:
                 errors.append(str(err))
                 log.warning("teacher statistics: skipped %s", err)
@@ -108,17 +110,17 @@ def save_stage(encoder: Encoder, heads: Heads, teacher: Tokenizer, directory: Pa
         tmp.rename(directory / name)
 
 
-def build_objective(recipe: Recipe, encoder: Encoder, source: str | Path,
-                    rows: list[ManifestRow]) -> tuple[RPQObjective | MERTObjective, Heads, Tokenizer]:
+def build_objective(recipe: Recipe, encoder: Encoder, source: str | Path, rows: list[ManifestRow],
+                    allow_truncated: bool = False) -> tuple[RPQObjective | MERTObjective, Heads, Tokenizer]:
     """The objective the encoder trains with, its (fresh) heads and its frozen teacher (a
     random-projection teacher not saved beside `source` is fitted on clips of `rows`)."""
     if isinstance(encoder, EfficientEncoder):
         teacher = fitted_teacher(MelTokenizer(codebook_size=recipe.teacher.codebook_size, seed=recipe.seed),
-                                 recipe.seed, source, rows)
+                                 recipe.seed, source, rows, allow_truncated)
         heads = RPQHeads(encoder.hidden_size, teacher.quantizer.codebook_size, teacher.quantizer.input_dim)
         return RPQObjective(encoder, heads, teacher, recipe.rpq), heads, teacher
     encoder.feature_grad_mult = recipe.feature_grad_mult
-    codec = acoustic_teacher(recipe.teacher, recipe.seed, source, rows)
+    codec = acoustic_teacher(recipe.teacher, recipe.seed, source, rows, allow_truncated)
     spec = recipe.objective
     heads = MERTHeads(encoder.hidden_size, codec.n_codebooks, codec.codebook_size, spec.final_dim)
     objective = MERTObjective(encoder, heads, codec, CQT(), MERTObjectiveConfig(
@@ -127,10 +129,10 @@ def build_objective(recipe: Recipe, encoder: Encoder, source: str | Path,
     return objective, heads, codec
 
 
-def training_rows(manifest: str | Path, progress: bool = True) -> list[ManifestRow]:
+def training_rows(manifest: str | Path, progress: bool = True, allow_truncated: bool = False) -> list[ManifestRow]:
     """A manifest's rows with their durations, read from the file headers where a row has none
     (a hand-written list of paths); unreadable files are logged by name and left out."""
-    rows, failed = fill_durations(read_manifest(manifest), progress)
+    rows, failed = fill_durations(read_manifest(manifest), progress, allow_truncated)
     for path, reason in failed.items():
         log.warning("%s: skipped, %s", path, reason)
     if failed:
@@ -139,8 +141,11 @@ def training_rows(manifest: str | Path, progress: bool = True) -> list[ManifestR
 
 
 def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = None,
-          replay: str | Path | None = None, device: str = "cpu", progress: bool = True) -> Path:
-    """Train as the recipe says, starting from `init` (else `recipe.model`). Returns DIR/final."""
+          replay: str | Path | None = None, device: str = "cpu", progress: bool = True,
+          allow_truncated: bool = False) -> Path:
+    """Train as the recipe says, starting from `init` (else `recipe.model`). Returns DIR/final.
+    `allow_truncated` trains on what decodes of files cut short (each logged once) instead of
+    leaving them out."""
     out = Path(out)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():  # launched by torchrun
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
@@ -149,16 +154,16 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
     torch.manual_seed(recipe.seed)
     source = init or recipe.model
     encoder = load_encoder(source)
-    rows = training_rows(data, progress)
+    rows = training_rows(data, progress, allow_truncated)
     stats_rows = read_manifest(Path(recipe.teacher.statistics).expanduser()) if recipe.teacher.statistics else rows
-    objective, heads, codec = build_objective(recipe, encoder, source, stats_rows)
+    objective, heads, codec = build_objective(recipe, encoder, source, stats_rows, allow_truncated)
     stages = [dataclasses.replace(s) for s in recipe.stages]
     if not load_heads(source, heads):
         log.warning("no %s beside %s: pre-training heads created fresh%s", HEADS, source,
                     "; the first stage trains all of them" if recipe.train_fresh_heads else "")
         if recipe.train_fresh_heads and stages and "heads.*" not in stages[0].trainable:
             stages[0].trainable = [*stages[0].trainable, "heads.*"]
-    replay_rows = training_rows(replay, progress) if replay else None
+    replay_rows = training_rows(replay, progress, allow_truncated) if replay else None
 
     def batches(stage: Stage) -> CropBatcher:
         assert isinstance(stage, RecipeStage)
@@ -174,7 +179,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
             raise ValueError(f"stage {stage.name!r} uses {stage.replay_fraction:.0%} replay: pass --replay MANIFEST")
         return CropBatcher([CropSource(k, v, hours[k]) for k, v in sources.items()], recipe.crop_seconds,
                            encoder.sample_rate, CropSource("replay", replay_rows) if use_replay else None,
-                           stage.replay_fraction, recipe.seed)
+                           stage.replay_fraction, recipe.seed, allow_truncated)
 
     def on_stage_end(stage: Stage, directory: Path) -> None:
         save_stage(encoder, heads, codec, directory)
