@@ -36,13 +36,11 @@ import re
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 import traceback
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Callable
 
 import numpy as np
 import torch
@@ -52,6 +50,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from melos.layers.rotary_attention import RotaryAttention
 from melos.layers.summary_mixing import SummaryMixing
 from melos.models.efficient import PRESETS, EfficientEncoder
+from melos.utils.atomic import write_text
+from melos.utils.plotting import pyplot, save_figure
 
 FRAME_RATE = 25  # Hz, the efficient encoders' frame rate
 MINUTES = (0.5, 1, 2, 5, 10)
@@ -226,26 +226,10 @@ def targets(rows: list[Row]) -> None:
           f"{'met' if share <= 0.1 else 'NOT met'}")
 
 
-def write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it private
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def plot(rows: list[Row], title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, axes = pyplot().subplots(1, 2, figsize=(12, 4.8))
     for key in dict.fromkeys((r.part, r.mixer, r.mode) for r in rows):
         part, mixer, mode = key
         ok = [r for r in rows if (r.part, r.mixer, r.mode) == key and r.seconds is not None]
@@ -261,9 +245,7 @@ def plot(rows: list[Row], title: str, path: Path) -> None:
         ax.xaxis.set_minor_formatter(NullFormatter())
     axes[0].legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=120))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def device_name(device: str) -> str:
@@ -330,7 +312,7 @@ def main() -> None:
                     print(f"  {part} {mode} {mixer:4s} {length_name(minutes):>6s}: "
                           + (f"{result[0]:.3f} s, {result[1]:.0f} MiB" if result else "OOM"), flush=True)
                     results = json.dumps({**setup, "rows": [asdict(r) for r in rows]}, indent=1)
-                    write_atomic(args.out / "results.json", lambda f: f.write(results.encode()))
+                    write_text(args.out / "results.json", results)
     for part in parts:
         for mode in modes:
             report(rows, part, mode)

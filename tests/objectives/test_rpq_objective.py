@@ -33,7 +33,7 @@ class StubEncoder(Encoder):
     def n_frames(self, n_samples: int) -> int:
         return (n_samples - HOP) // HOP + 1
 
-    def save_pretrained(self, path, *, pytorch_bin=False):
+    def write_files(self, folder, *, pytorch_bin=False):
         raise NotImplementedError
 
 

@@ -7,13 +7,13 @@ collection of thousands of tracks is scanned in seconds.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from ..audio import AUDIO_EXTENSIONS, AudioError, info
+from ..utils.atomic import write_text
 
 
 @dataclass
@@ -83,13 +83,8 @@ def fill_durations(rows: list[ManifestRow], progress: bool = True,
 
 def write_manifest(rows: list[ManifestRow], path: str | Path) -> None:
     """Atomic JSONL write (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        for row in rows:
-            f.write(json.dumps({k: v for k, v in asdict(row).items() if v not in (None, [])}) + "\n")
-    os.replace(tmp, path)
+    write_text(path, "".join(json.dumps({k: v for k, v in asdict(row).items() if v not in (None, [])}) + "\n"
+                             for row in rows))
 
 
 def read_manifest(path: str | Path) -> list[ManifestRow]:

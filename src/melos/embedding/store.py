@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, safe_open, save_file
+
+from ..utils.atomic import atomic_file
 
 INDEX = "index.jsonl"
 SUFFIX = ".safetensors"
@@ -47,15 +48,10 @@ class Embeddings:
 
     def save(self, path: Path) -> None:
         """Atomic: written to a temp file in the same folder, then renamed."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tensors = {"embeddings": self.embeddings.contiguous(), "window_starts": self.window_starts,
                    "window_frames": self.window_frames, "layers": self.layers}
-        try:
+        with atomic_file(path) as tmp:
             save_file(tensors, tmp, metadata=self.metadata)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | Path) -> "Embeddings":

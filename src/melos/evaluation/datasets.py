@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
+from ..utils.atomic import write_text
 from .tasks import SPLITS, TASK_TYPES
 
 __all__ = ["giantsteps_key", "gtzan", "magnatagatune", "normalise_key", "nsynth", "write_task"]
@@ -38,23 +37,11 @@ def write_task(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / f"{name}.jsonl"
-    _write_atomic(manifest, "".join(json.dumps(row) + "\n" for row in rows))
+    write_text(manifest, "".join(json.dumps(row) + "\n" for row in rows))
     spec = {"name": name, "type": type, "manifest": manifest.name, "window": window, **options}
     task = folder / f"{name}.yaml"
-    _write_atomic(task, yaml.safe_dump(spec, sort_keys=False))
+    write_text(task, yaml.safe_dump(spec, sort_keys=False))
     return task
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_lines(path: Path) -> list[tuple[int, str]]:
@@ -222,3 +209,4 @@ def nsynth(root: Path, target: str = "instrument") -> list[dict]:
             path = folder / "audio" / f"{note_id}.wav"
             rows.append({"path": str(path), "split": split, "labels": str(example[field])})
     return rows
+

@@ -4,13 +4,13 @@ test mean and std over seeds; results as JSON and a Markdown table (models x tas
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Callable
 
 import torch
 from safetensors.torch import save_file
 
+from ..utils.atomic import atomic_file, write_text
 from ..utils.markdown import markdown_table
 from . import metrics as M
 from .features import load_split
@@ -75,8 +75,9 @@ def probe_task(folder: str | Path, task: Task, config: ProbeConfig, seeds: int =
     valid_mean = torch.stack(valid_scores).mean(0)  # (M,)
     chosen = int(valid_mean.argmax())  # validation only: test never influences the choice
     if outputs_to is not None:
-        save_atomic({"outputs": torch.stack([o[chosen] for o in test_outputs]).float().contiguous(),
-                     "targets": test.targets.contiguous()}, outputs_to)
+        with atomic_file(outputs_to) as tmp:
+            save_file({"outputs": torch.stack([o[chosen] for o in test_outputs]).float().contiguous(),
+                       "targets": test.targets.contiguous()}, tmp)
     grid = [{"layer": "weighted" if m.layer == WEIGHTED else m.layer, "lr": m.lr,
              "valid": float(valid_mean[i]),
              "test": {k: float(torch.stack([s[k][i] for s in test_scores]).mean()) for k in test_scores[0]}}
@@ -101,19 +102,6 @@ def results_table(summary: dict[str, dict[str, dict]]) -> str:
     return markdown_table(["model", *(f"{t} {m}" for t, m in columns)], rows) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def save_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(tensors, tmp)
-    os.replace(tmp, path)
-
-
 def run_probes(models: list[str], tasks: list[Task], out: str | Path, cache: str | Path, config_for:
                Callable[[Task], ProbeConfig], seeds: int, device: str = "cpu", progress: bool = True,
                lrs: tuple[float, ...] = LEARNING_RATES) -> dict:
@@ -132,6 +120,6 @@ def run_probes(models: list[str], tasks: list[Task], out: str | Path, cache: str
             run["test_outputs"] = str(outputs)
             results["runs"].setdefault(model, {})[task.name] = run
             results["summary"].setdefault(model, {})[task.name] = run["test"]
-    write_atomic(out / "results.json", json.dumps(results, indent=2))
-    write_atomic(out / "results.md", results_table(results["summary"]))
+    write_text(out / "results.json", json.dumps(results, indent=2))
+    write_text(out / "results.md", results_table(results["summary"]))
     return results

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..utils.atomic import write_text
 from ..utils.plotting import pyplot, save_figure
-from .protocol import results_table, write_atomic
+from .protocol import results_table
 
 
 def merge_results(paths: list[str | Path]) -> dict:
@@ -49,7 +50,7 @@ def write_report(results: dict, out: str | Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "table.md"]
-    write_atomic(written[0], results_table(results["summary"]))
+    write_text(written[0], results_table(results["summary"]))
     tasks = sorted({task for runs in results["runs"].values() for task in runs})
     models = list(results["runs"])
     for task in tasks:

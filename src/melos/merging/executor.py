@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatchcase
@@ -24,8 +23,8 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..models.efficient import read_metadata
-from ..models.hf_layout import (CONFIG, PREPROCESSOR, SAFETENSORS, CheckpointError, custom_code_files, read_json,
-                                replace_dir)
+from ..models.hf_layout import CONFIG, PREPROCESSOR, SAFETENSORS, CheckpointError, custom_code_files, read_json
+from ..utils.atomic import atomic_dir
 from . import methods
 from .keys import group_of, selected
 from .tensor_io import LazyCheckpoint, StreamingWriter
@@ -158,9 +157,7 @@ def merge(base: str | Path, models: list[str | Path], spec: MergeSpec, out: str 
     # hash the inputs on another thread while merging (hashlib releases the GIL)
     hashes = ThreadPoolExecutor(1).submit(lambda: [sha256(c.file) for c in inputs])
     merger = _Merger(inputs, spec, merge_names)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         changed: dict[str, list[bool]] = {}  # group -> does each model's task vector move it?
         writer = StreamingWriter(tmp / SAFETENSORS, {n: (ref.shapes[n], ref.dtypes[n]) for n in ref.shapes},
                                  metadata)
@@ -195,10 +192,6 @@ def merge(base: str | Path, models: list[str | Path], spec: MergeSpec, out: str 
         }
         (tmp / "merge.json").write_text(json.dumps(record, indent=2) + "\n")
         smoke_test(tmp)
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return record
 
 

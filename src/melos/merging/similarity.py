@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..evaluation.protocol import write_atomic
+from ..utils.atomic import write_text
 from ..utils.markdown import markdown_table
 from ..utils.plotting import pyplot, save_figure
 from .executor import task_vectors, open_inputs
@@ -53,9 +53,9 @@ def write_similarity(result: dict, out: str | Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names, matrix = result["models"], result["whole"]
-    write_atomic(out / "similarity.json", json.dumps(result, indent=2))
+    write_text(out / "similarity.json", json.dumps(result, indent=2))
     rows = [[a, *(f"{v:.3f}" for v in matrix[i])] for i, a in enumerate(names)]
-    write_atomic(out / "similarity.md", markdown_table(["task vector", *names], rows) + "\n")
+    write_text(out / "similarity.md", markdown_table(["task vector", *names], rows) + "\n")
 
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.0 * len(names) + 1.5))
     image = ax.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")

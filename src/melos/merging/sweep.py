@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..evaluation.probe import ProbeConfig
-from ..evaluation.protocol import run_probes, write_atomic
+from ..evaluation.protocol import run_probes
 from ..evaluation.tasks import Task
+from ..utils.atomic import write_text
 from ..utils.markdown import markdown_table
 from ..utils.plotting import pyplot, save_figure
 from .executor import MergeSpec, merge
@@ -44,8 +45,8 @@ def sweep(base: str | Path, models: list[str | Path], tasks: list[Task], out: st
         table["tasks"][task.name] = {"metric": primary, "valid": valid,
                                      "test": [r["test"][primary] for r in runs]}
         table["best"][task.name] = lambdas[max(range(len(lambdas)), key=valid.__getitem__)]
-    write_atomic(out / "sweep.json", json.dumps(table, indent=2))
-    write_atomic(out / "sweep.md", _markdown(table))
+    write_text(out / "sweep.json", json.dumps(table, indent=2))
+    write_text(out / "sweep.md", _markdown(table))
     _plot(table, out / "sweep.png")
     return table
 

@@ -9,8 +9,6 @@ config, so the weights file alone is enough to rebuild the model (`load_encoder(
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -123,24 +121,13 @@ class EfficientEncoder(Encoder):
         hidden[-1] = self.norm(x)
         return EncoderOutput(tuple(hidden))
 
-    def save_pretrained(self, path: str | Path, *, pytorch_bin: bool = False) -> Path:
-        """Write `path/model.safetensors` (config in its metadata) atomically."""
-        from .hf_layout import replace_dir
-
+    def write_files(self, folder: Path, *, pytorch_bin: bool = False) -> None:
+        """`folder/model.safetensors`, the config in its metadata."""
         if pytorch_bin:
             raise ValueError("efficient encoders are saved as safetensors only")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
-            save_file(state, tmp / WEIGHTS, metadata={"format": "pt", "melos_format": FORMAT,
-                                                      "config": json.dumps(asdict(self.config))})
-            replace_dir(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        save_file(state, folder / WEIGHTS, metadata={"format": "pt", "melos_format": FORMAT,
+                                                     "config": json.dumps(asdict(self.config))})
 
 
 def read_metadata(file: Path) -> dict[str, str] | None:

@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..utils.atomic import atomic_dir
+
 
 @dataclass
 class EncoderOutput:
@@ -47,5 +49,12 @@ class Encoder(nn.Module, ABC):
         """Number of output frames T for a clip of `n_samples`."""
 
     @abstractmethod
+    def write_files(self, folder: Path, *, pytorch_bin: bool = False) -> None:
+        """Write the model's files into the existing `folder`, not atomically (see `save_pretrained`)."""
+
     def save_pretrained(self, path: str | Path, *, pytorch_bin: bool = False) -> Path:
-        """Write the model to a directory that `melos.load_encoder` reads back exactly."""
+        """Write the model to a directory that `melos.load_encoder` reads back exactly; the
+        directory appears (or replaces an existing one) only once complete."""
+        with atomic_dir(path) as folder:
+            self.write_files(folder, pytorch_bin=pytorch_bin)
+        return Path(path)

@@ -8,9 +8,6 @@ A checkpoint directory holds `config.json`, `preprocessor_config.json`, weights 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -113,35 +110,16 @@ def custom_code_files(directory: Path, config: dict[str, Any]) -> list[Path]:
     return [directory / f"{m}.py" for m in sorted(modules) if (directory / f"{m}.py").is_file()]
 
 
-def write_pretrained(path: str | Path, config: dict[str, Any], preprocessor: dict[str, Any],
-                     state: dict[str, torch.Tensor], code_files: dict[str, str], *, pytorch_bin: bool = False) -> Path:
-    """Write a checkpoint directory in the official layout, atomically: a temp directory renamed
-    into place. `code_files` (name -> source) are the custom-code files the config's auto_map names."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_layout(folder: Path, config: dict[str, Any], preprocessor: dict[str, Any], state: dict[str, torch.Tensor],
+                 code_files: dict[str, str], *, pytorch_bin: bool = False) -> None:
+    """Write the official layout's files into the existing `folder` (not atomically: callers write
+    into `melos.utils.atomic.atomic_dir`). `code_files` (name -> source) are the custom-code files
+    the config's auto_map names."""
     state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        (tmp / PREPROCESSOR).write_text(json.dumps(preprocessor, indent=2) + "\n")
-        save_file(state, tmp / SAFETENSORS, metadata={"format": "pt"})
-        if pytorch_bin:
-            torch.save(state, tmp / PYTORCH_BIN)
-        for name, text in code_files.items():
-            (tmp / name).write_text(text)
-        replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
-
-
-def replace_dir(new: Path, target: Path) -> None:
-    """Move `new` to `target`; an existing target is swapped out first and removed only after."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.{os.getpid()}.old")
-        target.rename(old)
-        new.rename(target)
-        shutil.rmtree(old)
-    else:
-        new.rename(target)
+    (folder / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    (folder / PREPROCESSOR).write_text(json.dumps(preprocessor, indent=2) + "\n")
+    save_file(state, folder / SAFETENSORS, metadata={"format": "pt"})
+    if pytorch_bin:
+        torch.save(state, folder / PYTORCH_BIN)
+    for name, text in code_files.items():
+        (folder / name).write_text(text)

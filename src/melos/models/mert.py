@@ -15,7 +15,7 @@ from ..layers.positional_conv import PositionalConvEmbedding, WeightNormConv1d
 from ..layers.transformer import TransformerLayer
 from .encoder import Encoder, EncoderOutput
 from .hf_layout import (CONFIG, PREPROCESSOR, CheckpointError, custom_code_files, load_state_dict_strict, normalize_keys,
-                        read_json, read_state_dict, write_pretrained)
+                        read_json, read_state_dict, write_layout)
 
 # Field names are those of the official config.json (transformers' HubertConfig / MERTConfig),
 # so a config round-trips through the official files without a renaming table.
@@ -177,10 +177,10 @@ class MERTEncoder(Encoder):
             "sampling_rate": self.sample_rate,
         }
 
-    def save_pretrained(self, path: str | Path, *, pytorch_bin: bool = False) -> Path:
-        """Write the official layout (safetensors, optionally also pytorch_model.bin), atomically."""
-        return write_pretrained(path, self.config.to_hf(), self.preprocessor_config(), self.state_dict(),
-                                self.code_files, pytorch_bin=pytorch_bin)
+    def write_files(self, folder: Path, *, pytorch_bin: bool = False) -> None:
+        """The official layout (safetensors, optionally also pytorch_model.bin)."""
+        write_layout(folder, self.config.to_hf(), self.preprocessor_config(), self.state_dict(), self.code_files,
+                     pytorch_bin=pytorch_bin)
 
 
 def load_mert(directory: Path, config: dict[str, Any]) -> MERTEncoder:

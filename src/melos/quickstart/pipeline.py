@@ -25,12 +25,13 @@ from ..config import load_typed
 from ..data.manifest import read_manifest
 from ..data.synth import TRADITIONS, write_corpus
 from ..evaluation.probe import ProbeConfig
-from ..evaluation.protocol import run_probes, write_atomic
+from ..evaluation.protocol import run_probes
 from ..evaluation.tasks import load_task
 from ..merging import MergeSpec, merge
 from ..merging.similarity import task_vector_similarity, write_similarity
 from ..training.recipe import Recipe
 from ..training.run import acoustic_teacher, train
+from ..utils.atomic import write_text
 from .config import WESTERN, QuickstartConfig
 from .report import group_auc, paired_intervals, tag_groups, token_similarity, write_report
 
@@ -61,7 +62,7 @@ class Steps:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def prepare_data(corpus_manifest: Path, out: Path) -> dict[str, Path]:
@@ -78,8 +79,8 @@ def prepare_data(corpus_manifest: Path, out: Path) -> dict[str, Path]:
         _write_jsonl(data / f"train-{tradition}.jsonl", [r for r in mine if r["split"] == "train"])
         _write_jsonl(data / f"task-{tradition}.jsonl",
                      [{"path": r["path"], "split": r["split"], "labels": r["labels"]} for r in mine])
-        write_atomic(data / f"{tradition}.yaml",
-                 f"name: {tradition}\ntype: multilabel\nmanifest: task-{tradition}.jsonl\nwindow: 5\ntop_k: 64\n")
+        write_text(data / f"{tradition}.yaml",
+                   f"name: {tradition}\ntype: multilabel\nmanifest: task-{tradition}.jsonl\nwindow: 5\ntop_k: 64\n")
         paths[tradition] = data / f"train-{tradition}.jsonl"
     _write_jsonl(data / "train-multi.jsonl",
                  [r for r in rows if r["culture"] != WESTERN and r["split"] == "train"])
@@ -156,7 +157,7 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
 
     def tokens() -> None:
         teacher = acoustic_teacher(cfg.pretrain.teacher, cfg.pretrain.seed, final[WESTERN], read_manifest(data[WESTERN]))
-        write_atomic(out / "tokens.json", json.dumps(token_similarity(out / "data", teacher), indent=2))
+        write_text(out / "tokens.json", json.dumps(token_similarity(out / "data", teacher), indent=2))
 
     steps.run("5 tokens", (out / "tokens.json").is_file(), tokens)
 
@@ -180,7 +181,7 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
                "intervals": paired_intervals(out / "probe", runs_by_name),
                "groups": group_auc(out / "probe", runs_by_name, {t.name: t.vocabulary for t in tasks},
                                    tag_groups(corpus / "manifest.jsonl"))}
-    write_atomic(out / "results.json", json.dumps(results, indent=2))
+    write_text(out / "results.json", json.dumps(results, indent=2))
     start = time.perf_counter()
     table = write_report(out, results, runs_by_name, cfg, steps.times)
     steps.times["7 report"] = time.perf_counter() - start

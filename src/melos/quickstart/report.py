@@ -8,10 +8,11 @@ from pathlib import Path
 
 from ..audio import load
 from ..data.synth import TRADITIONS
-from ..evaluation.protocol import results_table, write_atomic
+from ..evaluation.protocol import results_table
 from ..evaluation.report import write_report as write_probe_report
 from ..evaluation.token_similarity import corpus_similarity, token_histogram
 from ..training.run import Tokenizer
+from ..utils.atomic import write_text
 from ..utils.markdown import markdown_table
 from ..utils.plotting import pyplot, save_figure
 from .config import WESTERN, QuickstartConfig
@@ -238,5 +239,5 @@ Cosine distance:
 
 {time_lines}
 """
-    write_atomic(out / "report.md", text)
+    write_text(out / "report.md", text)
     return table + "\n" + "\n".join(f"{'PASS' if ok else 'FAIL'} {text}" for text, ok in checks)

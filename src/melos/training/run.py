@@ -37,6 +37,7 @@ from ..objectives.rpq_objective import RPQHeads, RPQObjective
 from ..teachers.cqt import CQT
 from ..teachers.encodec_tokens import EncodecTokenizer
 from ..teachers.random_projection import MelTokenizer, RandomProjectionTokenizer
+from ..utils.atomic import atomic_dir
 from .recipe import Recipe, RecipeStage, TeacherSpec
 from .trainer import Stage, Trainer
 
@@ -102,12 +103,11 @@ def load_heads(source: str | Path, heads: Heads) -> bool:
 
 def save_stage(encoder: Encoder, heads: Heads, teacher: Tokenizer, directory: Path) -> None:
     """Encoder, heads and a random-projection teacher; the directory appears only when complete."""
-    encoder.save_pretrained(directory)
     files = {HEADS: heads} | ({} if isinstance(teacher, EncodecTokenizer) else {TEACHER: teacher})
-    for name, module in files.items():
-        tmp = directory / f".{name}.tmp"
-        save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, tmp)
-        tmp.rename(directory / name)
+    with atomic_dir(directory) as folder:
+        encoder.write_files(folder)
+        for name, module in files.items():
+            save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, folder / name)
 
 
 def build_objective(recipe: Recipe, encoder: Encoder, source: str | Path, rows: list[ManifestRow],
@@ -193,9 +193,6 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
     final = out / "final"
     if dist.is_initialized() and dist.get_rank() != 0:
         return final
-    tmp = out / ".final.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(out / stages[-1].name, tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    with atomic_dir(final) as folder:
+        shutil.copytree(out / stages[-1].name, folder, dirs_exist_ok=True)
     return final

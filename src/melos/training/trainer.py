@@ -24,6 +24,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..utils.atomic import atomic_file
 from .schedule import SCHEDULES
 
 log = logging.getLogger(__name__)
@@ -222,12 +223,10 @@ class Trainer:
         model = self.objective.state_dict()
         if not all(torch.isfinite(t).all() for t in model.values() if t.is_floating_point()):
             raise NonFiniteError("refusing to checkpoint non-finite weights")
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoint.with_suffix(f".{os.getpid()}.tmp")
-        torch.save({"stage": stage, "step": step, "model": model, "scaler": self.scaler.state_dict(),
-                    "optimizer": optimizer.state_dict() if step else {}, "rng": torch.get_rng_state(),
-                    "stages": [asdict(s) for s in self.stages]}, tmp)
-        os.replace(tmp, self.checkpoint)
+        with atomic_file(self.checkpoint) as tmp:
+            torch.save({"stage": stage, "step": step, "model": model, "scaler": self.scaler.state_dict(),
+                        "optimizer": optimizer.state_dict() if step else {}, "rng": torch.get_rng_state(),
+                        "stages": [asdict(s) for s in self.stages]}, tmp)
 
     def _load_checkpoint(self) -> dict | None:
         if not self.checkpoint.is_file():

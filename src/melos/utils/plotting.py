@@ -6,6 +6,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .atomic import atomic_file
+
 DPI = 120
 
 
@@ -21,9 +23,11 @@ def pyplot() -> ModuleType:
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:
-    """Lay out, write `fig` as PNG to `path` and close it (figures left open accumulate memory)."""
+    """Lay out, write `fig` as PNG to `path` (atomically) and close it (figures left open
+    accumulate memory)."""
     plt = pyplot()
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png")
     plt.close(fig)
     return Path(path)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
+from ...utils.atomic import atomic_file, write_text
 from .dsp import SAMPLE_RATE, seconds_to_samples
 from .render import render_clip
 from .traditions import TRADITIONS, compose
@@ -45,9 +45,8 @@ def assign_splits(n: int, fractions: dict[str, float], seed: int, tradition: str
 
 def _write_audio(path: Path, tradition: str, seed: int, seconds: float) -> None:
     audio, _ = render_clip(tradition, seed, seconds)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    sf.write(tmp, audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        sf.write(tmp, audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
 
 
 def _complete(path: Path, seconds: float) -> bool:
@@ -104,11 +103,4 @@ def write_corpus(out: str | Path, clips_per_tradition: dict[str, int] | int, sec
                          "source": "melos-synth", "duration": seconds, "seed": clip,
                          "labels": [meta["mode"], meta["metre"], *meta["instruments"]], "meta": meta})
     _run(jobs, workers or _cores(), progress)
-    return _write_manifest(rows, out / "manifest.jsonl")
-
-
-def _write_manifest(rows: Iterable[dict], path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    os.replace(tmp, path)
-    return path
+    return write_text(out / "manifest.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
