@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import random
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import yaml
@@ -19,7 +21,8 @@ import yaml
 from ..utils.atomic import write_text
 from .tasks import SPLITS, TASK_TYPES
 
-__all__ = ["giantsteps_key", "gtzan", "magnatagatune", "normalise_key", "nsynth", "write_task"]
+__all__ = ["READERS", "DatasetReader", "giantsteps_key", "gtzan", "magnatagatune", "normalise_key", "nsynth",
+           "write_task"]
 
 _PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _SHARPS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -210,3 +213,20 @@ def nsynth(root: Path, target: str = "instrument") -> list[dict]:
             rows.append({"path": str(path), "split": split, "labels": str(example[field])})
     return rows
 
+
+@dataclass(frozen=True)
+class DatasetReader:
+    """How `melos data task NAME` turns a dataset into a probing task."""
+
+    read: Callable[[Path], list[dict]]
+    task_type: str
+    options: dict[str, Any] = field(default_factory=dict)  # extra task-file keys (top_k, window, ...)
+
+
+READERS: dict[str, DatasetReader] = {
+    "giantsteps-key": DatasetReader(giantsteps_key, "key"),
+    "gtzan": DatasetReader(gtzan, "multiclass"),
+    "magnatagatune": DatasetReader(magnatagatune, "multilabel", {"top_k": 50}),
+    "nsynth-instrument": DatasetReader(partial(nsynth, target="instrument"), "multiclass", {"window": 4.0}),
+    "nsynth-pitch": DatasetReader(partial(nsynth, target="pitch"), "multiclass", {"window": 4.0}),
+}

@@ -1,0 +1,61 @@
+"""`melos embed`: embed audio files (a file, a folder or a JSONL manifest) with a music encoder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .options import add_allow_truncated, add_progress
+
+HELP = """\
+Embed audio files with a music encoder: every hidden state, mean-pooled per window.
+
+For each input file, OUT gets <relative path>.safetensors holding `embeddings`
+[n_layers, n_windows, H] (or frames [n_layers, T, H] with --pool none) and `window_starts`,
+plus one row in OUT/index.jsonl (path, duration, n_windows, output, status). A bad file is
+reported with its reason and the run goes on; the exit status is 1 if any file failed. A file
+cut short (partial download, full disk) is such a file unless --allow-truncated is given.
+
+examples:
+  melos embed --model mert-v1-95m --input music/ --out emb/
+  melos embed --model ~/ckpt/MERT-v1-330M --input files.jsonl --out emb/ --layers 0,6,12
+  melos embed --model m-a-p/MERT-v1-95M --input music/ --out emb/ --skip-existing   # resume
+"""
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("embed", help="embed audio files (a file, a folder or a JSONL manifest)",
+                            description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True,
+                   help="preset name (e.g. mert-v1-95m, random weights), local checkpoint directory in the "
+                        "official Hugging Face layout, or a hub id already in the local HF cache")
+    p.add_argument("--input", required=True, help="audio file, folder (searched recursively) or JSONL manifest "
+                                                  "with a 'path' per line")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--layers", default="all", help="'all' or hidden-state indices, e.g. 0,5,7 (0 = encoder input)")
+    p.add_argument("--window", type=float, default=30.0, help="window length in seconds (default 30)")
+    p.add_argument("--hop", type=float, default=None, help="hop between windows in seconds (default: window)")
+    p.add_argument("--pool", choices=("mean", "none"), default="mean",
+                   help="mean over time per window (default), or none to keep every frame")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="compute precision; bfloat16 runs the encoder under autocast")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="windows per encoder call (default 1: fastest on CPU; raise it on a GPU)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="keep files an earlier run finished (resume an interrupted run); retry failed ones")
+    add_allow_truncated(p, "that part is embedded")
+    add_progress(p)
+
+
+def run(model: str, input: str, out: str, **kwargs) -> int:
+    from ..embedding import embed
+
+    summary = embed(model, input, out, **kwargs)
+    speed = summary.audio_seconds / max(summary.wall_seconds, 1e-9)
+    print(f"embedded {summary.n_done} files ({summary.audio_seconds / 3600:.2f} h of audio, {speed:.1f}x "
+          f"real time), skipped {summary.n_skipped} done earlier, {len(summary.failed)} failed "
+          f"-> {summary.out_dir}")
+    for path, reason in summary.failed.items():
+        print(f"  failed: {reason}" if path in reason else f"  failed: {path}: {reason}", file=sys.stderr)
+    return 0 if summary.ok else 1

@@ -1,0 +1,45 @@
+"""`melos probe`: evaluate encoders on probing tasks with the MARBLE-style protocol."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .options import add_progress
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "probe", help="evaluate encoders on probing tasks (MARBLE-style protocol)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Frozen encoder, cached features of every layer, an MLP probe (512 hidden, ReLU, dropout) per "
+                    "(layer or learnable weighted sum) x learning rate, trained all at once; the configuration is "
+                    "chosen on validation only and test scores are reported as mean and std over seeds.\n\n"
+                    "example:\n  melos probe --model mert-v1-95m --model runs/makam/final --task tasks/makam.yaml "
+                    "--out results/")
+    p.add_argument("--model", action="append", required=True, help="encoder (repeatable)")
+    p.add_argument("--task", action="append", required=True, help="task YAML (repeatable)")
+    p.add_argument("--out", required=True, help="folder for results.json and results.md")
+    p.add_argument("--cache", default="cache/features", help="feature cache root (default cache/features)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per configuration (default 5)")
+    p.add_argument("--epochs", type=int, default=100, help="max epochs per probe (default 100)")
+    p.add_argument("--dropout", type=float, default=0.2, help="probe dropout (default 0.2)")
+    p.add_argument("--device", default="cpu", help="device for feature extraction")
+    add_progress(p)
+
+
+def run(model: list[str], task: list[str], out: str, cache: str, seeds: int, epochs: int, dropout: float,
+        device: str, progress: bool) -> int:
+    from ..evaluation.probe import ProbeConfig
+    from ..evaluation.protocol import run_probes
+    from ..evaluation.tasks import load_task
+
+    tasks = [load_task(t) for t in task]
+    results = run_probes(model, tasks, out, cache,
+                         lambda t: ProbeConfig(t.type, dropout=dropout, max_epochs=epochs), seeds, device, progress)
+    print((Path(out) / "results.md").read_text())
+    for name, runs in results["runs"].items():
+        for task_name, result in runs.items():
+            print(f"{name} / {task_name}: chosen layer {result['chosen']['layer']}, lr {result['chosen']['lr']:g} "
+                  f"(validation {result['primary']} {result['chosen']['valid']:.3f})")
+    return 0
