@@ -11,7 +11,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from melos.audio import AUDIO_EXTENSIONS, AudioError, AudioInfo, info, load
+from melos.audio import AUDIO_EXTENSIONS, AudioError, AudioInfo, audio_files, info, load
 
 # Extension -> (format, subtype, sample rate, lossy) used to write a file that load must read.
 ROUNDTRIP = {
@@ -302,3 +302,11 @@ def test_audio_error_message_and_pickle():
     assert (type(clone), str(clone), clone.path, clone.reason) == (
         AudioError, str(error), "song.ogg", "file is empty (0 bytes)"
     )
+
+
+def test_audio_files_lists_audio_below_a_folder_sorted(tmp_path):
+    (tmp_path / "b" / "c").mkdir(parents=True)
+    for name in ("b/c/z.WAV", "a.flac", "b/song.ogg", "notes.txt", "b/cover.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "d.wav").mkdir()  # a folder with an audio extension is not a file
+    assert [p.relative_to(tmp_path).as_posix() for p in audio_files(tmp_path)] == ["a.flac", "b/c/z.WAV", "b/song.ogg"]

@@ -1,6 +1,6 @@
 """Audio input: decode any libsndfile format to float tensors, resample, and cut into windows."""
 
-from .io import AUDIO_EXTENSIONS, AudioError, AudioInfo, info, load
+from .io import AUDIO_EXTENSIONS, AudioError, AudioInfo, audio_files, info, load
 from .windows import AudioWindow, iter_windows, window_starts
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "AudioError",
     "AudioInfo",
     "AudioWindow",
+    "audio_files",
     "info",
     "iter_windows",
     "load",

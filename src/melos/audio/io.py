@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -40,6 +41,11 @@ def _readable_extensions() -> frozenset[str]:
 
 
 AUDIO_EXTENSIONS: frozenset[str] = _readable_extensions()
+
+
+def audio_files(folder: str | os.PathLike) -> list[Path]:
+    """Every file below `folder` (recursively) with an extension in AUDIO_EXTENSIONS, sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
 class AudioError(Exception):

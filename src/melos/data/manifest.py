@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..audio import AUDIO_EXTENSIONS, AudioError, info
+from ..audio import AudioError, audio_files, info
 from ..utils.atomic import write_text
 
 
@@ -46,7 +46,7 @@ def scan_folder(folder: str | Path, source: str | None = None, culture: str | No
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    files = audio_files(folder)
     rows, failed = [], {}
     for path in tqdm(files, desc="scan", unit="file", disable=not progress):
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..audio import AUDIO_EXTENSIONS
+from ..audio import AUDIO_EXTENSIONS, audio_files
 from .manifest import read_manifest
 
 
@@ -32,7 +32,7 @@ def list_sources(input: str | Path) -> list[AudioSource]:
     if not input.exists():
         raise FileNotFoundError(f"{input}: no such file or folder")
     if input.is_dir():
-        files = sorted(p for p in input.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        files = audio_files(input)
         if not files:
             raise FileNotFoundError(f"{input}: no audio files in this folder "
                                     f"(looked for {', '.join(sorted(AUDIO_EXTENSIONS))})")

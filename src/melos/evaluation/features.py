@@ -18,6 +18,7 @@ import torch
 from ..data.sources import AudioSource
 from ..embedding import EmbedSummary, Embeddings, embed, read_index
 from ..models import Encoder, load_encoder
+from ..utils.atomic import write_text
 from .tasks import Task
 
 FEATURES_VERSION = "1"
@@ -57,11 +58,11 @@ def extract_features(model: str | Path | Encoder, task: Task, cache_root: str | 
     one at a time for the quickstart's tiny model). `allow_truncated` keeps what decodes of files
     cut short (see `melos.embed`); a file failed as truncated is retried by the next call."""
     encoder = load_encoder(model) if isinstance(model, (str, Path)) else model
-    folder = Path(cache_root) / f"{model_hash(encoder)}-{task_hash(task)}"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "cache.json").write_text(json.dumps({"model": str(model) if not isinstance(model, Encoder) else
-                                                   type(model).__name__, "model_hash": model_hash(encoder),
-                                                   "task": task.name, "manifest": str(task.manifest)}, indent=2))
+    weights = model_hash(encoder)  # reads every weight: once per call
+    folder = Path(cache_root) / f"{weights}-{task_hash(task)}"
+    write_text(folder / "cache.json", json.dumps({"model": type(model).__name__ if isinstance(model, Encoder)
+                                                  else str(model), "model_hash": weights, "task": task.name,
+                                                  "manifest": str(task.manifest)}, indent=2))
     sources = [AudioSource(Path(item.path), f"{n:06d}-{Path(item.path).name}") for n, item in enumerate(task.items)]
     summary = embed(encoder, sources, folder, window=task.window, hop=task.hop, max_duration=task.max_duration,
                     device=device, batch_size=batch_size, skip_existing=True, allow_truncated=allow_truncated,
