@@ -40,12 +40,16 @@ def test_quickstart_settings_parse():
     for recipe in (config.pretrain, config.adapt):
         assert recipe.stages and all(s.steps > 0 and s.lr_max >= s.lr_min for s in recipe.stages)
     assert config.adapt.stages[0].replay_fraction == 0.2 and config.lambdas
-    assert set(config.corpus.split) == {"train", "valid", "test"} and sum(config.corpus.split.values()) == pytest.approx(1)
-    assert load_config(RECIPES / "quickstart.yaml", ["corpus.split.test=3e-1"]).corpus.split["test"] == 0.3
-    with pytest.raises(ValueError, match="corpus: split: expected a mapping"):
-        load_config(RECIPES / "quickstart.yaml", ["corpus.split=0.5"])
-    with pytest.raises(ValueError, match="corpus.split needs positive train, valid and test"):
-        load_config(RECIPES / "quickstart.yaml", ["corpus.split={train: 0.5, tset: 0.5}"])
+    split = config.eval_corpus.split
+    assert set(split) == {"train", "valid", "test"} and sum(split.values()) == pytest.approx(1)
+    assert config.eval_corpus.seed != config.corpus.seed
+    assert load_config(RECIPES / "quickstart.yaml", ["eval_corpus.split.test=3e-1"]).eval_corpus.split["test"] == 0.3
+    with pytest.raises(ValueError, match="eval_corpus: split: expected a mapping"):
+        load_config(RECIPES / "quickstart.yaml", ["eval_corpus.split=0.5"])
+    with pytest.raises(ValueError, match="eval_corpus.split needs positive train, valid and test"):
+        load_config(RECIPES / "quickstart.yaml", ["eval_corpus.split={train: 0.5, tset: 0.5}"])
+    with pytest.raises(ValueError, match="eval_corpus.seed must differ from corpus.seed"):
+        load_config(RECIPES / "quickstart.yaml", ["eval_corpus.seed=0"])
 
 
 def test_recipe_errors_and_overrides(tmp_path):

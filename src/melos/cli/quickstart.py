@@ -31,7 +31,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(**kwargs) -> int:
-    from ..quickstart import quickstart
+    """0 when every step completes, whatever the claims' verdicts; 1 when a step fails."""
+    import sys
 
-    quickstart(**kwargs)
+    from ..quickstart import quickstart
+    from ..quickstart.pipeline import StepFailed
+
+    try:
+        quickstart(**kwargs)
+    except StepFailed as err:
+        print(f"melos: error: {err}", file=sys.stderr)
+        return 1
     return 0

@@ -47,6 +47,8 @@ def layer_curve(run: dict) -> tuple[list[int], list[float]]:
 def write_report(results: dict, out: str | Path) -> list[Path]:
     """Table and plots into `out`; returns the files written."""
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "table.md"]
@@ -61,6 +63,7 @@ def write_report(results: dict, out: str | Path) -> list[Path]:
                 layers, scores = layer_curve(run)
                 ax.plot(layers, [100 * s for s in scores], marker="o", label=model)
                 primary = run["primary"]
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # hidden states are whole layers
         ax.set(xlabel="layer (hidden-state index)", ylabel=f"test {primary} (x100)", title=task)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -1,14 +1,16 @@
 """`melos quickstart`: the CultureMERT experiment end to end at toy scale, on a laptop CPU.
 
-    1 corpus     synthetic music of four traditions (western, makam, raga, greek), labelled
+    1 corpus     synthetic music of four traditions (western, makam, raga, greek), labelled: one
+                 corpus to train on, and an evaluation corpus (another seed) for the probes
     2 pretrain   a small MERT encoder from scratch on western only (the "MERT-v1" of this world)
     3 adapt      two-stage continual pre-training to each other tradition, and to all of them
                  (stage 1: CNN + codewords with 20% western replay; stage 2: everything)
     4 merge      task arithmetic of the single-tradition models at several lambdas; task-vector
                  similarity
     5 tokens     how differently a frozen teacher tokenises each tradition (JSD, cosine)
-    6 probe      every model on every tradition's tagging task (mode + metre + instruments)
-    7 report     report.md, results.json and the plots
+    6 probe      every model on every tradition's tagging task (mode + metre + instruments),
+                 from the evaluation corpus
+    7 report     report.md, results.json (with each claim's verdict) and the plots
 
 Every step leaves its outputs under OUT and is skipped when they are already there, so a rerun
 resumes (training itself resumes from its last checkpoint).
@@ -19,21 +21,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import traceback
 from pathlib import Path
+from typing import Callable
 
 from ..config import load_typed
 from ..data.manifest import read_manifest
 from ..data.synth import TRADITIONS, write_corpus
 from ..evaluation.probe import ProbeConfig
 from ..evaluation.protocol import run_probes
-from ..evaluation.tasks import load_task
+from ..evaluation.features import task_hash
+from ..evaluation.tasks import Task, load_task
 from ..merging import MergeSpec, merge
 from ..merging.similarity import task_vector_similarity, write_similarity
 from ..training.recipe import Recipe
 from ..training.run import acoustic_teacher, train
 from ..utils.atomic import write_text
 from .config import WESTERN, QuickstartConfig
-from .report import group_auc, paired_intervals, tag_groups, token_similarity, write_report
+from .claims import checks, paired_intervals
+from .report import group_auc, tag_groups, token_similarity, write_report
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> QuickstartConfig:
@@ -43,20 +49,33 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> QuickstartConfig
     return load_typed(path, QuickstartConfig, overrides)
 
 
+class StepFailed(RuntimeError):
+    """A quickstart step raised: names the step; the cause is chained (and its traceback printed)."""
+
+    def __init__(self, step: str, cause: BaseException):
+        super().__init__(f"quickstart step '{step}' failed: {type(cause).__name__}: {cause} (rerun the same "
+                         "command to resume from this step)")
+        self.step = step
+
+
 class Steps:
     """Runs named steps once, times them, and remembers what was skipped."""
 
     def __init__(self) -> None:
         self.times: dict[str, float] = {}
 
-    def run(self, name: str, done: bool, fn) -> None:
+    def run(self, name: str, done: bool, fn: Callable[[], object]) -> None:
         if done:
             print(f"[{name}] already done, skipped")
             self.times[name] = 0.0
             return
         print(f"[{name}] ...", flush=True)
         start = time.perf_counter()
-        fn()
+        try:
+            fn()
+        except Exception as err:
+            traceback.print_exc()
+            raise StepFailed(name, err) from err
         self.times[name] = time.perf_counter() - start
         print(f"[{name}] done in {self.times[name]:.0f} s", flush=True)
 
@@ -65,27 +84,31 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
-def prepare_data(corpus_manifest: Path, out: Path) -> dict[str, Path]:
-    """Training manifests (train split) per tradition and for all non-western ones, and one
-    multi-label tagging task per tradition (labels: mode + metre + instruments, all splits)."""
-    rows = [json.loads(line) for line in corpus_manifest.read_text().splitlines() if line.strip()]
+def _read_corpus(manifest: Path) -> list[dict]:
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
     for row in rows:
-        row["path"] = str((corpus_manifest.parent / row["path"]).resolve())
+        row["path"] = str((manifest.parent / row["path"]).resolve())
+    return rows
+
+
+def prepare_data(corpus_manifest: Path, eval_manifest: Path, out: Path) -> dict[str, Path]:
+    """Training manifests (every clip of the training corpus) per tradition and for all
+    non-western ones, and one multi-label tagging task per tradition from the evaluation corpus
+    (labels: mode + metre + instruments; its train/valid/test splits)."""
+    rows, probe_rows = _read_corpus(corpus_manifest), _read_corpus(eval_manifest)
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     paths = {}
     for tradition in TRADITIONS:
-        mine = [r for r in rows if r["culture"] == tradition]
-        _write_jsonl(data / f"train-{tradition}.jsonl", [r for r in mine if r["split"] == "train"])
-        _write_jsonl(data / f"task-{tradition}.jsonl",
-                     [{"path": r["path"], "split": r["split"], "labels": r["labels"]} for r in mine])
+        _write_jsonl(data / f"train-{tradition}.jsonl", [r for r in rows if r["culture"] == tradition])
+        _write_jsonl(data / f"task-{tradition}.jsonl", [{"path": r["path"], "split": r["split"], "labels": r["labels"]}
+                                                        for r in probe_rows if r["culture"] == tradition])
         write_text(data / f"{tradition}.yaml",
                    f"name: {tradition}\ntype: multilabel\nmanifest: task-{tradition}.jsonl\nwindow: 5\ntop_k: 64\n")
         paths[tradition] = data / f"train-{tradition}.jsonl"
-    _write_jsonl(data / "train-multi.jsonl",
-                 [r for r in rows if r["culture"] != WESTERN and r["split"] == "train"])
+    _write_jsonl(data / "train-multi.jsonl", [r for r in rows if r["culture"] != WESTERN])
     paths["multi"] = data / "train-multi.jsonl"
-    _write_jsonl(data / "train-all.jsonl", [r for r in rows if r["split"] == "train"])
+    _write_jsonl(data / "train-all.jsonl", rows)
     paths["all"] = data / "train-all.jsonl"
     return paths
 
@@ -100,13 +123,20 @@ def multi_recipe(cfg: QuickstartConfig) -> Recipe:
     return dataclasses.replace(cfg.adapt, stages=stages)
 
 
-def probes_done(results: Path, models: list[Path], tasks: list[str]) -> bool:
-    """Whether `results` (the probe step's results.json) has every model x task with saved test
-    outputs: a folder moved since, or probed by a melos that saved none, is probed again."""
-    if not results.is_file():
+def probed_tasks(tasks: list[Task]) -> dict[str, str]:
+    """What the probe step probed: each task's name and the hash of its data."""
+    return {task.name: task_hash(task) for task in tasks}
+
+
+def probes_done(probe: Path, models: list[Path], tasks: list[Task]) -> bool:
+    """Whether the probe step's results.json has every model x task with saved test outputs, on
+    the tasks as they are now: a folder moved since, probed by a melos that saved none, or probed
+    on other task data (an older quickstart probed its training corpus) is probed again."""
+    results, probed = probe / "results.json", probe / "tasks.json"
+    if not (results.is_file() and probed.is_file()) or json.loads(probed.read_text()) != probed_tasks(tasks):
         return False
     runs = json.loads(results.read_text())["runs"]
-    return all("test_outputs" in runs.get(str(m), {}).get(t, {}) for m in models for t in tasks)
+    return all("test_outputs" in runs.get(str(m), {}).get(t.name, {}) for m in models for t in tasks)
 
 
 def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path = "quickstart",
@@ -120,11 +150,16 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
     others = [t for t in TRADITIONS if t != WESTERN]
     runs = out / "runs"
     final = {name: runs / name / "final" for name in [WESTERN, *others, "multi"]}
-    corpus = out / "corpus"
+    corpus, eval_corpus = out / "corpus", out / "eval-corpus"
 
-    steps.run("1 corpus", (corpus / "manifest.jsonl").is_file(), lambda: write_corpus(
-        corpus, cfg.corpus.clips, cfg.corpus.seconds, cfg.corpus.seed, cfg.corpus.split, progress=progress))
-    data = prepare_data(corpus / "manifest.jsonl", out)
+    def corpora() -> None:
+        write_corpus(corpus, cfg.corpus.clips, cfg.corpus.seconds, cfg.corpus.seed, {"train": 1.0}, progress=progress)
+        write_corpus(eval_corpus, cfg.eval_corpus.clips, cfg.corpus.seconds, cfg.eval_corpus.seed,
+                     cfg.eval_corpus.split, progress=progress)
+
+    steps.run("1 corpus", (corpus / "manifest.jsonl").is_file() and (eval_corpus / "manifest.jsonl").is_file(),
+              corpora)
+    data = prepare_data(corpus / "manifest.jsonl", eval_corpus / "manifest.jsonl", out)
 
     # The teacher stands for a general-purpose codec (EnCodec is not trained on MERT's data): its
     # statistics come from every tradition, so none of them is tokenised mostly into a few codes.
@@ -169,9 +204,9 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
         run_probes([str(p) for p in models.values()], tasks, out / "probe", out / "cache",
                    lambda task: ProbeConfig(task.type, dropout=probe.dropout, max_epochs=probe.epochs),
                    probe.seeds, progress=progress, lrs=tuple(probe.learning_rates))
+        write_text(out / "probe" / "tasks.json", json.dumps(probed_tasks(tasks), indent=2))
 
-    steps.run("6 probe", probes_done(out / "probe" / "results.json", list(models.values()), [t.name for t in tasks]),
-              probe_all)
+    steps.run("6 probe", probes_done(out / "probe", list(models.values()), tasks), probe_all)
 
     probed = json.loads((out / "probe" / "results.json").read_text())
     by_name = {name: str(path) for name, path in models.items()}
@@ -180,7 +215,8 @@ def quickstart(config: str | Path = "recipes/quickstart.yaml", out: str | Path =
                           for name, tasks_ in runs_by_name.items()},
                "intervals": paired_intervals(out / "probe", runs_by_name),
                "groups": group_auc(out / "probe", runs_by_name, {t.name: t.vocabulary for t in tasks},
-                                   tag_groups(corpus / "manifest.jsonl"))}
+                                   tag_groups(eval_corpus / "manifest.jsonl"))}
+    results["checks"] = checks(results["intervals"])
     write_text(out / "results.json", json.dumps(results, indent=2))
     start = time.perf_counter()
     table = write_report(out, results, runs_by_name, cfg, steps.times)
