@@ -73,9 +73,10 @@ class Index:
         self._file = open(self.path, "a" if resume else "w")
 
     def done(self, path: str, out_dir: Path) -> bool:
-        """Whether `path` finished successfully in an earlier run and its output is still there."""
+        """Whether `path` finished successfully in an earlier run and its output (a file, or a
+        folder for `melos sense`) is still there."""
         row = self.rows.get(path)
-        return row is not None and row.status == "ok" and row.output is not None and (out_dir / row.output).is_file()
+        return row is not None and row.status == "ok" and row.output is not None and (out_dir / row.output).exists()
 
     def add(self, row: IndexRow) -> None:
         self.rows[row.path] = row

@@ -1,0 +1,167 @@
+"""How well `melos sense` lines its haptics up with the music, against the synthetic corpus's
+ground truth (every drum hit and note onset is known to the sample), with two baselines run on
+the same clips, and how fast the whole pipeline is.
+
+    python benchmarks/sense_alignment.py --clips 8 --seconds 15
+
+Per tradition and overall:
+- transients (the onset layer) against the true percussion hits: onset F-measure at +-50 ms and
+  +-25 ms (mir_eval), signed timing error (detected - true) median and 95th percentile of |error|;
+  the same against every onset (notes too);
+- beat F-measure (mir_eval, +-70 ms, first 5 s trimmed as mir_eval does) of the beat layer
+  against the metre's pulses;
+- baselines: `librosa.onset.onset_detect` as it comes, and an Android-HapticGenerator-style
+  chain (causal band-pass 40-400 Hz, rectify, envelope follower, adaptive threshold);
+- throughput: analysis + mapping + every export, x real time on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core, as the goal is stated
+
+import librosa  # noqa: E402
+import mir_eval  # noqa: E402
+import torch  # noqa: E402
+from scipy.signal import butter, sosfilt  # noqa: E402
+
+from melos.data.synth import TRADITIONS  # noqa: E402
+from melos.data.synth.corpus import clip_seed  # noqa: E402
+from melos.data.synth.dsp import SAMPLE_RATE  # noqa: E402
+from melos.data.synth.render import render_clip  # noqa: E402
+from melos.sense.analysis import analyze  # noqa: E402
+from melos.sense.mapping import to_track  # noqa: E402
+from melos.sense.pipeline import _writers  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def truth(labels: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Percussion hits, every onset (notes and hits) inside the clip, and the metre's pulses."""
+    hits, onsets = [], []
+    for part in labels["parts"]:
+        times = [t for t in part["onsets"] if 0 <= t < labels["seconds"]]
+        onsets += times
+        if "strokes" in part:
+            hits += times
+    pulse, start = labels["pulse_s"], labels["downbeat_s"] % labels["pulse_s"]
+    beats = np.arange(start, labels["seconds"], pulse)
+    return np.unique(np.round(hits, 4)), np.unique(np.round(onsets, 4)), beats
+
+
+def haptic_generator(audio: np.ndarray, sr: int, min_gap: float = 0.08) -> np.ndarray:
+    """Android HapticGenerator-style: causal band-pass, rectify, envelope follower (2 ms attack,
+    50 ms release), an event where the envelope crosses up its moving mean + 1 std."""
+    band = sosfilt(butter(2, [40, 400], "bandpass", fs=sr, output="sos"), audio)
+    x = np.abs(band)
+    attack, release = np.exp(-1 / (0.002 * sr)), np.exp(-1 / (0.05 * sr))
+    env = np.empty_like(x)
+    level = 0.0
+    for i, v in enumerate(x):  # the follower is what the chain is: a per-sample recursion
+        coeff = attack if v > level else release
+        level = coeff * level + (1 - coeff) * v
+        env[i] = level
+    hop = sr // 200
+    env = env[::hop]
+    window = 100  # 0.5 s of 5 ms frames
+    mean = np.convolve(env, np.ones(window) / window, mode="same")
+    std = np.sqrt(np.maximum(np.convolve(env ** 2, np.ones(window) / window, mode="same") - mean ** 2, 0))
+    above = env > mean + std
+    events, last = [], -np.inf
+    for k in np.flatnonzero(above[1:] & ~above[:-1]) + 1:
+        if k * hop / sr - last >= min_gap:
+            events.append(k * hop / sr)
+            last = events[-1]
+    return np.array(events)
+
+
+def timing(reference: np.ndarray, estimate: np.ndarray, window: float = 0.05) -> np.ndarray:
+    """Signed errors (estimate - reference, s) of the pairs mir_eval matches within `window`."""
+    if not len(reference) or not len(estimate):
+        return np.zeros(0)
+    pairs = mir_eval.util.match_events(reference, estimate, window)
+    return np.array([estimate[j] - reference[i] for i, j in pairs])
+
+
+def scores(reference: np.ndarray, estimate: np.ndarray) -> dict:
+    """F-measures of one clip and its matched signed errors (pooled over clips for the table)."""
+    return {"f50": mir_eval.onset.f_measure(reference, estimate, window=0.05)[0],
+            "f25": mir_eval.onset.f_measure(reference, estimate, window=0.025)[0],
+            "errors": timing(reference, estimate)}
+
+
+def summary(clips: list[dict]) -> str:
+    """Mean F over clips; median signed error and 95th percentile of |error| over every match."""
+    errors = 1000 * np.concatenate([c["errors"] for c in clips])
+    median = f"{np.median(errors):+.1f}" if len(errors) else "-"
+    p95 = f"{np.percentile(np.abs(errors), 95):.1f}" if len(errors) else "-"
+    return f"{np.mean([c['f50'] for c in clips]):.3f} | {np.mean([c['f25'] for c in clips]):.3f} | {median} | {p95}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=8, help="clips per tradition")
+    parser.add_argument("--seconds", type=float, default=15.0, help="clip length")
+    parser.add_argument("--seed", type=int, default=7, help="corpus seed (not the quickstart's)")
+    args = parser.parse_args()
+    rows: dict[str, dict[str, list]] = {}
+    writers = _writers(170.0)
+    audio_s = analysis_s = export_s = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for tradition in TRADITIONS:
+            for i in range(args.clips):
+                audio, labels = render_clip(tradition, clip_seed(args.seed, tradition, i), args.seconds)
+                hits, onsets, pulses = truth(labels)
+                start = time.perf_counter()
+                analysis = analyze(audio, SAMPLE_RATE)
+                track = to_track(analysis)
+                analysis_s += time.perf_counter() - start
+                start = time.perf_counter()
+                for name, write in writers.values():
+                    write(Path(tmp) / name, audio[None], SAMPLE_RATE, track)
+                export_s += time.perf_counter() - start
+                audio_s += args.seconds
+                transients = np.array([t.time for t in track.transients if t.layer == "onset"])
+                beat_layer = np.asarray(analysis.beats)
+                systems = {"melos": transients,
+                           "librosa onset_detect": librosa.onset.onset_detect(y=audio, sr=SAMPLE_RATE, units="time"),
+                           "HapticGenerator-style": haptic_generator(audio, SAMPLE_RATE)}
+                for system, estimate in systems.items():
+                    for group in (tradition, "all"):
+                        row = rows.setdefault(f"{system} | {group}", {"hits": [], "onsets": [], "beat_f": []})
+                        row["hits"].append(scores(hits, estimate))
+                        row["onsets"].append(scores(onsets, estimate))
+                        if system == "melos":
+                            ref, est = mir_eval.beat.trim_beats(pulses), mir_eval.beat.trim_beats(beat_layer)
+                            row["beat_f"].append(mir_eval.beat.f_measure(ref, est))
+                if tradition == TRADITIONS[0] and i == 0:
+                    print(f"first clip: {len(hits)} hits, {len(onsets)} onsets, {len(transients)} transients")
+        librosa_beats = []
+        for tradition in TRADITIONS:  # the librosa beat tracker as it comes, the beat baseline
+            for i in range(args.clips):
+                audio, labels = render_clip(tradition, clip_seed(args.seed, tradition, i), args.seconds)
+                _, _, pulses = truth(labels)
+                _, beats = librosa.beat.beat_track(y=audio, sr=SAMPLE_RATE, units="time")
+                librosa_beats.append(mir_eval.beat.f_measure(mir_eval.beat.trim_beats(pulses),
+                                                             mir_eval.beat.trim_beats(beats)))
+    print(f"\n{args.clips} clips x {args.seconds:g} s per tradition, seed {args.seed}\n")
+    print("| system | tradition | hits F@50 | hits F@25 | hits median (ms) | hits p95 abs (ms) | onsets F@50 | "
+          "onsets F@25 | onsets median (ms) | onsets p95 abs (ms) | beat F (70 ms) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for key, row in rows.items():
+        beat = f"{np.mean(row['beat_f']):.3f}" if row["beat_f"] else ""
+        print(f"| {key} | {summary(row['hits'])} | {summary(row['onsets'])} | {beat} |")
+    print(f"\nlibrosa beat_track as it comes: beat F {np.mean(librosa_beats):.3f}")
+    print(f"throughput on one core: analysis + mapping {audio_s / analysis_s:.1f}x real time, "
+          f"all five exports {audio_s / export_s:.1f}x, together {audio_s / (analysis_s + export_s):.1f}x")
+
+
+if __name__ == "__main__":
+    main()

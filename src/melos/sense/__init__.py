@@ -1,0 +1,13 @@
+"""SENSE: music to haptic tracks, time-aligned with the audio and measured against it.
+
+    analysis (envelopes, onsets, beats, stems) -> mapping -> HapticTrack -> export (AHAP, Android,
+    Ogg with haptic channels, Meta/Lofelt .haptic, voice-coil drive WAV)
+"""
+
+from .analysis import Analysis, analyze, analyze_file
+from .mapping import PRESETS, to_track
+from .pipeline import FORMATS, sense, track_of
+from .track import Continuous, HapticTrack, Transient
+
+__all__ = ["Analysis", "Continuous", "analyze", "analyze_file", "FORMATS", "HapticTrack", "PRESETS", "Transient", "sense", "to_track",
+           "track_of"]

@@ -1,0 +1,173 @@
+"""What SENSE reads from the music: envelopes, brightness, onsets, beats, stems, sections.
+
+Every curve is sampled on one frame grid (`hop` seconds, frame k at time k * hop, centred);
+every event time is in seconds from the start of the audio. `Analysis.to_json` is analysis.json.
+
+`analyze` works at ANALYSIS_RATE (24 kHz; other rates are resampled first): there the default
+10 ms hop is exactly 240 samples (at librosa's 22050 Hz it would be 220.5), its 12 kHz band
+holds the whole 100 Hz-8 kHz sharpness scale, and it is the rate of the melos encoders.
+
+    audio -> mono, 24 kHz ─┬─ 20 ms RMS ──────────────────────────────> rms
+                           ├─ 40-400 Hz zero-phase band-pass -> RMS ──> low_rms
+                           ├─ |STFT| (1024, hop) ─┬─ centroid ────────> centroid, sharpness
+                           │                      └─ flux -> peaks -> refine -> gate ─> onsets
+                           │                             └─ beat tracker ──> beats, downbeats, tempo
+                           └─ HPSS -> stems -> 20 ms RMS ─────────────> stems
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import soxr
+import torch
+
+from ..audio import load
+from .beats import parse_beats, track_beats
+from .features import LOW_BAND, band_pass, frame_rms, sharpness, spectral_centroid, stft_magnitude
+from .onsets import detect_onsets, spectral_flux
+from .stems import parse_stems, separate
+
+ANALYSIS_RATE = 24000  # Hz
+RMS_WINDOW = 0.02  # seconds: the RMS envelopes' window (10-20 ms suits haptics)
+N_FFT = 1024  # samples (43 ms at 24 kHz): the STFT for brightness and onset flux
+
+
+@dataclass
+class Section:
+    start: float  # seconds
+    end: float
+    tags: dict[str, float] = field(default_factory=dict)  # tag -> probability, from a probe
+    intensity: float = 1.0  # scale applied to this section's haptics (0..1.5)
+
+
+@dataclass
+class Analysis:
+    """The analysis of one recording (fields documented for analysis.json).
+
+    sample_rate: rate the audio was analysed at (Hz); duration: seconds; hop: frame hop (s).
+    rms / low_rms: RMS envelope (10-20 ms window) of the mix and of its 40-400 Hz band, [T].
+    centroid: spectral centroid in Hz, [T]; sharpness: it mapped to 0..1 (log-frequency), [T].
+    onsets / onset_strength: onset times (s), dated at the attack, and their normalised
+        spectral-flux peak (0..1); no two closer than the density gate.
+    beats / downbeats: times (s), downbeats a subset of beats; tempo: beats per minute (0 when none found).
+    stems: per stem (e.g. "harmonic", "percussive") its RMS envelope on the same scale as rms, [T].
+    sections: from a melos encoder when one was given, else empty.
+    backends: what produced "onsets", "beats", "downbeats" and "stems" (e.g. "librosa",
+        "bar-phase-heuristic", "beat-this:<checkpoint file name>", "hpss", "none").
+    """
+
+    sample_rate: int
+    duration: float
+    hop: float
+    rms: np.ndarray
+    low_rms: np.ndarray
+    centroid: np.ndarray
+    sharpness: np.ndarray
+    onsets: np.ndarray
+    onset_strength: np.ndarray
+    beats: np.ndarray
+    downbeats: np.ndarray
+    tempo: float
+    stems: dict[str, np.ndarray] = field(default_factory=dict)
+    sections: list[Section] = field(default_factory=list)
+    backends: dict[str, str] = field(default_factory=dict)  # e.g. {"beats": "librosa", "stems": "hpss"}
+
+    @property
+    def times(self) -> np.ndarray:
+        """Frame times (s), [T]."""
+        return np.arange(len(self.rms)) * self.hop
+
+    def to_json(self) -> dict:
+        def r(x: np.ndarray) -> list[float]:
+            return [round(float(v), 5) for v in x]
+
+        return {"sample_rate": self.sample_rate, "duration": self.duration, "hop": self.hop,
+                "rms": r(self.rms), "low_rms": r(self.low_rms), "centroid_hz": r(self.centroid),
+                "sharpness": r(self.sharpness), "onsets": r(self.onsets), "onset_strength": r(self.onset_strength),
+                "beats": r(self.beats), "downbeats": r(self.downbeats), "tempo_bpm": round(self.tempo, 3),
+                "stems": {k: r(v) for k, v in self.stems.items()},
+                "sections": [{"start": s.start, "end": s.end, "tags": s.tags, "intensity": s.intensity}
+                             for s in self.sections],
+                "backends": self.backends}
+
+
+def analyze(audio: np.ndarray | torch.Tensor, sample_rate: int, *, hop: float = 0.01, min_gap: float = 0.08,
+            beats: str = "librosa", stems: str = "hpss") -> Analysis:
+    """Analyse one recording for haptics (see the module docstring for the data flow).
+
+    Args:
+        audio: waveform [N] or [C, N] (channels are averaged), any rate.
+        sample_rate: its rate in Hz; the analysis runs at ANALYSIS_RATE.
+        hop: frame hop in seconds, 1-20 ms; rounded to whole samples at ANALYSIS_RATE, and
+            `Analysis.hop` is the value used.
+        min_gap: the onset density gate in seconds: of two onsets closer than this, the weaker
+            is dropped (50-200 ms suits haptics; 0 keeps all).
+        beats: "librosa" or "beat-this:PATH" (a checkpoint file you downloaded).
+        stems: "hpss", "none" or "demucs:PATH" (recognised, not supported).
+
+    Raises:
+        ValueError: empty or non-finite audio, a setting out of range or a malformed backend.
+        FileNotFoundError: a backend's checkpoint file does not exist.
+    """
+    parse_beats(beats)
+    parse_stems(stems)  # both raise before any work is done
+    if not 0.001 <= hop <= 0.02:
+        raise ValueError(f"hop must be 1-20 ms (haptic timing needs a fine grid), got {hop:g} s")
+    if not 0 <= min_gap <= 1:
+        raise ValueError(f"min_gap must be 0-1 s (50-200 ms suits haptics), got {min_gap:g} s")
+    x = _mono(audio, sample_rate)
+    hop_length = round(hop * ANALYSIS_RATE)
+    frame_rate = ANALYSIS_RATE / hop_length
+    window_length = round(RMS_WINDOW * ANALYSIS_RATE)
+
+    magnitude = stft_magnitude(x, N_FFT, hop_length)  # [F, T]
+    centroid = spectral_centroid(magnitude, ANALYSIS_RATE)
+    onsets = detect_onsets(x, ANALYSIS_RATE, magnitude, hop_length, min_gap)
+    low_bins = slice(*(int(np.ceil(f * N_FFT / ANALYSIS_RATE)) for f in LOW_BAND))
+    low_flux = spectral_flux(magnitude, low_bins)
+    found = track_beats(beats, x, ANALYSIS_RATE, onsets.novelty, low_flux / max(float(low_flux.max()), 1e-20),
+                        frame_rate, onsets.times)
+    return Analysis(
+        sample_rate=ANALYSIS_RATE, duration=len(x) / ANALYSIS_RATE, hop=hop_length / ANALYSIS_RATE,
+        rms=frame_rms(x, hop_length, window_length),
+        low_rms=frame_rms(band_pass(x, ANALYSIS_RATE, LOW_BAND), hop_length, window_length),
+        centroid=centroid, sharpness=sharpness(centroid), onsets=onsets.times, onset_strength=onsets.strength,
+        beats=found.times, downbeats=found.downbeats, tempo=found.tempo,
+        stems=separate(stems, x, ANALYSIS_RATE, hop_length, window_length),
+        backends={"onsets": "spectral-flux", "beats": found.backend,
+                  "downbeats": "bar-phase-heuristic" if found.backend == "librosa" else found.backend,
+                  "stems": stems.partition(":")[0]})
+
+
+def analyze_file(path: str | os.PathLike, *, hop: float = 0.01, min_gap: float = 0.08, beats: str = "librosa",
+                 stems: str = "hpss", allow_truncated: bool = False) -> Analysis:
+    """`analyze` a file any `melos.audio.load` reads, decoded to mono at ANALYSIS_RATE.
+
+    Raises:
+        AudioError: the file is missing, unreadable or truncated (unless `allow_truncated`).
+    """
+    parse_beats(beats)
+    parse_stems(stems)  # a bad setting is reported before a long file is decoded
+    audio = load(path, ANALYSIS_RATE, mono=True, allow_truncated=allow_truncated)
+    return analyze(audio, ANALYSIS_RATE, hop=hop, min_gap=min_gap, beats=beats, stems=stems)
+
+
+def _mono(audio: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
+    """float64 mono samples [N] at ANALYSIS_RATE from [N] or [C, N] at `sample_rate`."""
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().cpu().float().numpy()
+    audio = np.asarray(audio, dtype=np.float64)
+    if audio.ndim == 2:
+        audio = audio.mean(axis=0)
+    if audio.ndim != 1:
+        raise ValueError(f"audio must be [N] or [C, N], got shape {audio.shape}")
+    if audio.size == 0:
+        raise ValueError("audio is empty")
+    if not np.all(np.isfinite(audio)):
+        raise ValueError("audio contains NaN or infinite samples")
+    if sample_rate != ANALYSIS_RATE:
+        audio = soxr.resample(audio, sample_rate, ANALYSIS_RATE, quality="HQ")
+    return audio

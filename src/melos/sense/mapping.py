@@ -1,0 +1,108 @@
+"""From the analysis to the haptic track: which part of the music drives which layer.
+
+    onsets (spectral flux)        -> transients; intensity from the onset's strength, weighted by
+                                     the percussive stem (drums drive transients), accented on
+                                     downbeats; sharpness from the spectral centroid there
+    beats without an onset        -> softer transients, so the pulse is felt where nothing is struck
+    low-band (40-400 Hz) envelope -> the continuous bed's amplitude (bass drives the bed)
+    spectral centroid             -> the bed's frequency (the rest shapes sharpness)
+    sections (from an encoder)    -> a per-section scale on both layers
+
+Each preset is one set of these gains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .analysis import Analysis
+from .track import Continuous, HapticTrack, Transient
+
+
+@dataclass(frozen=True)
+class Preset:
+    transient_gain: float  # scale of transient intensities
+    beat_gain: float  # intensity of a beat with no onset near it (0: no beat transients)
+    downbeat_accent: float  # multiplier on transients at downbeats
+    bed_gain: float  # scale of the continuous amplitude
+    bed_gamma: float  # amplitude = (envelope / its 95th percentile) ** gamma: < 1 lifts quiet passages
+    min_strength: float  # onsets weaker than this (0..1) make no transient
+
+
+PRESETS = {
+    "default": Preset(transient_gain=0.9, beat_gain=0.35, downbeat_accent=1.25, bed_gain=0.6, bed_gamma=1.0,
+                      min_strength=0.1),
+    "subtle": Preset(transient_gain=0.6, beat_gain=0.0, downbeat_accent=1.1, bed_gain=0.35, bed_gamma=1.0,
+                     min_strength=0.25),
+    "punchy": Preset(transient_gain=1.0, beat_gain=0.5, downbeat_accent=1.4, bed_gain=0.5, bed_gamma=0.7,
+                     min_strength=0.05),
+}
+BEAT_NEAR_ONSET = 0.05  # seconds: a beat this close to an onset transient is already felt
+BED_STEP = 0.02  # seconds between the continuous layer's breakpoints
+
+
+def to_track(analysis: Analysis, preset: str = "default") -> HapticTrack:
+    """The haptic track of `analysis` with the gains of `preset` (see PRESETS)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    p = PRESETS[preset]
+    scale = _section_scale(analysis)
+    track = HapticTrack(analysis.duration, _transients(analysis, p, scale), _bed(analysis, p, scale))
+    track.check()
+    return track
+
+
+def _frame(analysis: Analysis, t: float) -> int:
+    return min(max(int(round(t / analysis.hop)), 0), len(analysis.rms) - 1)
+
+
+def _normalised(values: np.ndarray) -> np.ndarray:
+    """`values` over their 95th percentile (robust to a few peaks), clipped to 0..1."""
+    top = float(np.percentile(values, 95)) if len(values) else 0.0
+    return np.clip(values / top, 0.0, 1.0) if top > 0 else np.zeros_like(values)
+
+
+def _section_scale(analysis: Analysis) -> np.ndarray:
+    """Per frame, the intensity of the section it is in (1 outside every section)."""
+    scale = np.ones(len(analysis.rms))
+    for s in analysis.sections:
+        scale[_frame(analysis, s.start):_frame(analysis, s.end) + 1] = s.intensity
+    return scale
+
+
+def _transients(analysis: Analysis, p: Preset, scale: np.ndarray) -> list[Transient]:
+    percussive = analysis.stems.get("percussive")
+    weight = 0.5 + 0.5 * _normalised(percussive) if percussive is not None else np.ones(len(analysis.rms))
+    downbeats = np.asarray(analysis.downbeats)
+    out = []
+    for time, strength in zip(analysis.onsets, analysis.onset_strength):
+        if strength < p.min_strength:
+            continue
+        k = _frame(analysis, time)
+        accent = p.downbeat_accent if len(downbeats) and np.min(np.abs(downbeats - time)) < BEAT_NEAR_ONSET else 1.0
+        intensity = min(1.0, p.transient_gain * strength * weight[k] * accent * scale[k])
+        out.append(Transient(float(time), float(intensity), float(analysis.sharpness[k]), "onset"))
+    onsets = np.asarray([t.time for t in out])
+    if p.beat_gain > 0:
+        for time in analysis.beats:
+            if len(onsets) and np.min(np.abs(onsets - time)) < BEAT_NEAR_ONSET:
+                continue
+            k = _frame(analysis, time)
+            layer = "downbeat" if len(downbeats) and np.min(np.abs(downbeats - time)) < 1e-3 else "beat"
+            accent = p.downbeat_accent if layer == "downbeat" else 1.0
+            out.append(Transient(float(time), float(min(1.0, p.beat_gain * accent * scale[k])),
+                                 float(analysis.sharpness[k]), layer))
+    return sorted((t for t in out if 0 <= t.time <= analysis.duration), key=lambda t: t.time)
+
+
+def _bed(analysis: Analysis, p: Preset, scale: np.ndarray) -> Continuous:
+    """Breakpoints every BED_STEP seconds from 0 to the end: amplitude from the low band, frequency
+    from the sharpness curve."""
+    times = np.arange(0.0, analysis.duration, BED_STEP)
+    if len(times) == 0 or times[-1] < analysis.duration:
+        times = np.append(times, analysis.duration)
+    frames = np.clip(np.round(times / analysis.hop).astype(int), 0, len(analysis.rms) - 1)
+    amplitude = np.clip(p.bed_gain * _normalised(analysis.low_rms)[frames] ** p.bed_gamma * scale[frames], 0.0, 1.0)
+    return Continuous(times, amplitude, np.clip(analysis.sharpness[frames], 0.0, 1.0))

@@ -1,0 +1,127 @@
+"""`melos sense`: haptic tracks for every file of a folder, a manifest or one file.
+
+Per input, `OUT/<relative path of the input>/` appears complete or not at all (written in a
+temporary folder, then renamed) and holds:
+
+    analysis.json            what was read from the music (melos.sense.analysis.Analysis)
+    haptics.ahap             Apple Core Haptics pattern (iPhone)
+    haptics.android.json     Android VibrationEffect.createWaveform timings and amplitudes
+    haptics.ogg              the audio plus haptic PCM channel(s), tagged ANDROID_HAPTIC=<n>
+    haptics.haptic           Meta Haptics Studio / Lofelt v1 clip
+    drive.wav                8 kHz drive signal for a voice-coil actuator (carrier at its resonance)
+    track.png                with `plot`: the waveform with the haptic layers under it
+
+plus one row per input in OUT/index.jsonl. A bad file is recorded with its reason and the run
+goes on; `skip_existing` keeps inputs an earlier run finished.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from ..audio import AudioError, info, load
+from ..data.sources import AudioSource, list_sources
+from ..embedding.store import Index, IndexRow
+from ..utils.atomic import atomic_dir, write_text
+from . import export
+from .analysis import Analysis, analyze
+from .mapping import to_track
+from .plot import plot_track
+from .track import HapticTrack
+
+FORMATS = ("ahap", "android", "ogg", "haptic", "wav")
+
+
+@dataclass
+class SenseSummary:
+    out_dir: Path
+    n_done: int = 0
+    n_skipped: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _writers(carrier_hz: float) -> dict[str, tuple[str, Callable]]:
+    """Format -> (file name, writer(folder file, audio [C, N], sample_rate, track))."""
+    return {
+        "ahap": ("haptics.ahap", lambda path, audio, sr, track: export.write_ahap(track, path)),
+        "android": ("haptics.android.json", lambda path, audio, sr, track: export.write_waveform(track, path)),
+        "ogg": ("haptics.ogg", lambda path, audio, sr, track: export.write_haptic_ogg(audio, sr, track, path,
+                                                                                    carrier_hz=carrier_hz)),
+        "haptic": ("haptics.haptic", lambda path, audio, sr, track: export.write_lofelt(track, path)),
+        "wav": ("drive.wav", lambda path, audio, sr, track: export.write_drive(track, path, carrier_hz=carrier_hz)),
+    }
+
+
+def sense(input: str | Path | Sequence[AudioSource], out_dir: str | Path, *, formats: Sequence[str] = FORMATS,
+          preset: str = "default", beats: str = "librosa", stems: str = "hpss", min_gap: float = 0.08,
+          carrier_hz: float = 170.0, plot: bool = False, skip_existing: bool = False, allow_truncated: bool = False,
+          progress: bool = True) -> SenseSummary:
+    """Analyse every input, map it to a haptic track and export it in `formats` (see the module
+    docstring); returns what was done and what failed."""
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ValueError(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    if not 150 <= carrier_hz <= 250:
+        raise ValueError(f"carrier_hz must be 150-250 Hz (a voice-coil actuator's resonance), got {carrier_hz:g}")
+    writers = {f: w for f, w in _writers(carrier_hz).items() if f in formats}
+    sources = list(input) if isinstance(input, (list, tuple)) else list_sources(input)
+    out_dir = Path(out_dir)
+    index = Index(out_dir, resume=skip_existing)
+    summary = SenseSummary(out_dir)
+    start = time.perf_counter()
+    try:
+        for source in tqdm(sources, desc="sense", unit="file", disable=not progress):
+            if skip_existing and index.done(str(source.path), out_dir):
+                summary.n_skipped += 1
+                continue
+            try:
+                duration = _one(source, out_dir, writers, preset, beats, stems, min_gap, plot, allow_truncated)
+            except (AudioError, ValueError) as err:
+                reason = str(err) if str(source.path) in str(err) else f"{source.path}: {err}"
+                summary.failed[str(source.path)] = reason
+                index.add(IndexRow(str(source.path), "error", error=reason))
+                continue
+            summary.n_done += 1
+            summary.audio_seconds += duration
+            index.add(IndexRow(str(source.path), "ok", source.name, round(duration, 3)))
+    finally:
+        index.close()
+    summary.wall_seconds = time.perf_counter() - start
+    return summary
+
+
+def _one(source: AudioSource, out_dir: Path, writers: dict[str, tuple[str, Callable]], preset: str, beats: str,
+         stems: str, min_gap: float, plot: bool, allow_truncated: bool) -> float:
+    """Analyse, map and export one file into OUT/<name>/; returns its duration in seconds."""
+    rate = info(source.path, allow_truncated=allow_truncated).sample_rate
+    audio = load(source.path, rate, mono=False, allow_truncated=allow_truncated).numpy()  # [C, N], native rate
+    analysis = analyze(audio.mean(axis=0), rate, hop=0.01, min_gap=min_gap, beats=beats, stems=stems)
+    track = to_track(analysis, preset)
+    with atomic_dir(out_dir / source.name) as folder:
+        write_text(folder / "analysis.json", json.dumps(analysis.to_json()) + "\n")
+        for name, write in writers.values():
+            write(folder / name, audio, rate, track)
+        if plot:
+            plot_track(audio.mean(axis=0), rate, analysis, track, folder / "track.png", title=source.name)
+    return analysis.duration
+
+
+def track_of(path: str | Path, preset: str = "default", **options) -> tuple[Analysis, HapticTrack]:
+    """The analysis and haptic track of one file, without writing anything (for notebooks)."""
+    rate = info(path).sample_rate
+    audio = load(path, rate).numpy()
+    analysis = analyze(audio, rate, **options)
+    return analysis, to_track(analysis, preset)
+

@@ -1,0 +1,69 @@
+"""Analysis -> haptic track: which part of the music drives which layer, checked on a hand-made analysis."""
+
+import numpy as np
+import pytest
+
+from melos.sense.analysis import Analysis, Section
+from melos.sense.mapping import BED_STEP, PRESETS, to_track
+
+
+def analysis(**changes) -> Analysis:
+    """4 s at a 10 ms hop: a low band rising linearly, onsets at 0.5/1.0/2.0 s, beats every 0.5 s."""
+    n = 401
+    fields = dict(sample_rate=22050, duration=4.0, hop=0.01, rms=np.full(n, 0.2), low_rms=np.linspace(0, 0.4, n),
+                  centroid=np.full(n, 1000.0), sharpness=np.linspace(0, 1, n), onsets=np.array([0.5, 1.0, 2.0]),
+                  onset_strength=np.array([1.0, 0.5, 0.05]), beats=np.arange(0.5, 4.0, 0.5),
+                  downbeats=np.array([0.5, 2.5]), tempo=120.0)
+    return Analysis(**(fields | changes))
+
+
+def test_onsets_become_transients_with_strength_accent_and_sharpness():
+    track = to_track(analysis(), "default")
+    p = PRESETS["default"]
+    onsets = [t for t in track.transients if t.layer == "onset"]
+    assert [t.time for t in onsets] == [0.5, 1.0]  # 0.05 is under min_strength
+    assert onsets[0].intensity == pytest.approx(min(1.0, p.transient_gain * 1.0 * p.downbeat_accent))  # a downbeat
+    assert onsets[1].intensity == pytest.approx(p.transient_gain * 0.5)
+    assert onsets[1].sharpness == pytest.approx(100 / 400)  # the sharpness curve at frame 100
+
+
+def test_beats_without_an_onset_become_softer_transients():
+    track = to_track(analysis(), "default")
+    p = PRESETS["default"]
+    beats = [(t.time, t.layer, t.intensity) for t in track.transients if t.layer != "onset"]
+    assert [b[0] for b in beats] == [1.5, 2.0, 2.5, 3.0, 3.5]  # 0.5 and 1.0 already have onsets
+    assert beats[2] == (2.5, "downbeat", pytest.approx(p.beat_gain * p.downbeat_accent))
+    assert beats[0][2] == pytest.approx(p.beat_gain)
+    assert not [t for t in to_track(analysis(), "subtle").transients if t.layer != "onset"]  # subtle: no beat taps
+
+
+def test_the_bed_follows_the_low_band_and_the_sharpness():
+    track = to_track(analysis(), "default")
+    c = track.continuous
+    assert c.times[0] == 0 and c.times[-1] == 4.0 and np.allclose(np.diff(c.times[:-1]), BED_STEP)
+    top = np.percentile(np.linspace(0, 0.4, 401), 95)
+    expected = PRESETS["default"].bed_gain * np.clip(np.linspace(0, 0.4, 401) / top, 0, 1)
+    frames = np.round(c.times / 0.01).astype(int)
+    assert np.allclose(c.amplitude, expected[frames])
+    assert np.allclose(c.frequency, np.linspace(0, 1, 401)[frames])
+
+
+def test_percussive_stem_weights_transients_and_sections_scale_both_layers():
+    perc = np.where(np.arange(401) >= 80, 1.0, 0.0)  # drums from 0.8 s: the 1.0 s onset has them, 0.5 s none
+    track = to_track(analysis(stems={"percussive": perc}, downbeats=np.array([])), "default")
+    onsets = {t.time: t.intensity for t in track.transients if t.layer == "onset"}
+    gain = PRESETS["default"].transient_gain
+    assert onsets[0.5] == pytest.approx(gain * 1.0 * 0.5) and onsets[1.0] == pytest.approx(gain * 0.5 * 1.0)
+    quiet = to_track(analysis(sections=[Section(0.0, 1.2, intensity=0.5)]), "default")
+    loud = to_track(analysis(), "default")
+    assert quiet.transients[1].intensity == pytest.approx(0.5 * loud.transients[1].intensity)  # [0] is clipped at 1
+    assert np.allclose(quiet.continuous.amplitude[:50], 0.5 * loud.continuous.amplitude[:50])
+    assert np.allclose(quiet.continuous.amplitude[70:], loud.continuous.amplitude[70:])
+
+
+def test_unknown_preset_and_silence():
+    with pytest.raises(ValueError, match="preset must be one of"):
+        to_track(analysis(), "loud")
+    silent = to_track(analysis(low_rms=np.zeros(401), onsets=np.array([]), onset_strength=np.array([]),
+                               beats=np.array([]), downbeats=np.array([])))
+    assert not silent.transients and not silent.continuous.amplitude.any()

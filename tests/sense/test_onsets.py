@@ -1,0 +1,115 @@
+"""Onsets against known event times, scored with mir_eval; the density gate and the refinement."""
+
+import mir_eval
+import numpy as np
+import pytest
+
+from melos.sense.analysis import ANALYSIS_RATE, analyze
+from melos.sense.onsets import attack_envelope, density_gate, refine
+
+SR = ANALYSIS_RATE
+
+
+def jittered_times(n: int = 60, seed: int = 0) -> np.ndarray:
+    """Event times 150-450 ms apart at random, from 0.5 s."""
+    return 0.5 + np.concatenate([[0.0], np.cumsum(np.random.default_rng(seed).uniform(0.15, 0.45, n - 1))])
+
+
+def click_train(times: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Unit clicks at `times` over a -80 dB noise floor."""
+    x = 1e-4 * np.random.default_rng(seed).standard_normal(round((times[-1] + 1) * SR))
+    x[np.round(times * SR).astype(int)] += 1.0
+    return x
+
+
+def noise_bursts(times: np.ndarray, seed: int = 0) -> np.ndarray:
+    """White-noise bursts at `times`: random level (-14..0 dB), 30 ms exponential decay, faded out."""
+    rng = np.random.default_rng(seed)
+    x = 1e-4 * rng.standard_normal(round((times[-1] + 1) * SR))
+    n = round(0.3 * SR)
+    shape = np.exp(-np.arange(n) / (0.03 * SR)) * np.minimum(1.0, (n - np.arange(n)) / (0.1 * SR))
+    for t in times:
+        start = round(t * SR)
+        x[start: start + n] += rng.uniform(0.2, 1.0) * rng.standard_normal(n) * shape
+    return x
+
+
+def timing(reference: np.ndarray, estimated: np.ndarray, window: float = 0.025) -> tuple[float, np.ndarray]:
+    """mir_eval onset F-measure and the signed errors (s) of the matched pairs."""
+    f_measure = mir_eval.onset.f_measure(reference, estimated, window=window)[0]
+    pairs = mir_eval.util.match_events(reference, estimated, window)
+    return f_measure, np.array([estimated[j] - reference[i] for i, j in pairs])
+
+
+@pytest.mark.parametrize("make", [click_train, noise_bursts])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_onsets_are_found_on_time(make, seed):
+    reference = jittered_times(seed=seed)
+    a = analyze(make(reference, seed), SR, stems="none")
+    f_measure, errors = timing(reference, a.onsets)
+    assert f_measure >= 0.95
+    assert abs(np.median(errors)) <= 0.005  # never systematically late (or early)
+    assert np.percentile(np.abs(errors), 95) <= 0.020
+    assert np.all((a.onset_strength > 0) & (a.onset_strength <= 1))
+
+
+def test_onsets_do_not_depend_on_level():
+    reference = jittered_times(20)
+    x = noise_bursts(reference)
+    np.testing.assert_allclose(analyze(0.01 * x, SR, stems="none").onsets, analyze(x, SR, stems="none").onsets)
+
+
+def test_onsets_at_another_sample_rate_are_at_the_same_times():
+    reference = jittered_times(20)
+    x = noise_bursts(reference)
+    t = np.arange(round(len(x) * 44100 / SR)) / 44100
+    resampled = np.interp(t, np.arange(len(x)) / SR, x)  # crude, but it keeps the attacks in place
+    _, errors = timing(reference, analyze(resampled, 44100, stems="none").onsets)
+    # The resampler's linear-phase filter rings a little ahead of each attack: up to a few ms early.
+    assert len(errors) == len(reference) and abs(np.median(errors)) < 0.002 and np.max(np.abs(errors)) < 0.005
+
+
+def test_density_gate_keeps_the_stronger_of_close_onsets():
+    times, strength = np.array([1.0, 1.03, 1.2]), np.array([0.3, 1.0, 0.5])
+    assert density_gate(times, strength, 0.05).tolist() == [1, 2]
+    assert density_gate(times, strength, 0.2).tolist() == [1]
+    assert density_gate(times, strength, 0.0).tolist() == [0, 1, 2]
+    assert density_gate(np.zeros(0), np.zeros(0), 0.08).tolist() == []
+
+
+def clicks_at(*clicks: tuple[float, float]) -> np.ndarray:
+    """Two seconds of a -80 dB noise floor with clicks given as (time, amplitude)."""
+    x = 1e-4 * np.random.default_rng(0).standard_normal(2 * SR)
+    for time, amplitude in clicks:
+        x[round(time * SR)] += amplitude
+    return x
+
+
+def test_two_clicks_30_ms_apart_give_one_onset_with_a_50_ms_gate():
+    a = analyze(clicks_at((1.0, 1.0), (1.03, 0.5)), SR, min_gap=0.05, stems="none")
+    assert len(a.onsets) == 1 and a.onsets[0] == pytest.approx(1.0, abs=0.001)
+
+
+def test_the_gate_keeps_the_later_onset_when_it_is_stronger():
+    x = clicks_at((1.0, 0.3), (1.05, 1.0))
+    assert analyze(x, SR, min_gap=0.04, stems="none").onsets == pytest.approx([1.0, 1.05], abs=0.001)
+    assert analyze(x, SR, min_gap=0.08, stems="none").onsets == pytest.approx([1.05], abs=0.001)
+
+
+@pytest.mark.parametrize("offset", [-0.025, -0.01, 0.0, 0.012, 0.025])
+def test_refinement_finds_the_attack_from_a_coarse_time_nearby(offset):
+    x = 1e-4 * np.random.default_rng(0).standard_normal(SR)
+    x[12000:] += np.random.default_rng(1).standard_normal(SR - 12000) * np.exp(-np.arange(SR - 12000) / 1000)
+    rise, times = attack_envelope(x, SR)
+    assert refine(np.array([0.5 + offset]), rise, times)[0] == pytest.approx(0.5, abs=0.001)
+
+
+def test_refinement_keeps_the_coarse_time_without_an_attack():
+    x = 0.5 * np.sin(2 * np.pi * 440 * np.arange(SR) / SR)  # steady: nothing rises
+    rise, times = attack_envelope(x, SR)
+    assert refine(np.array([0.5]), rise, times)[0] == 0.5
+
+
+def test_silence_has_no_onsets():
+    a = analyze(np.zeros(2 * SR), SR, stems="none")
+    assert len(a.onsets) == 0 and len(a.onset_strength) == 0
