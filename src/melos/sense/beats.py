@@ -2,7 +2,7 @@
 
 Backends, chosen by a string:
 
-    "librosa"          librosa.beat.beat_track on the onset curve; no weights. librosa has no
+    "librosa"          librosa.beat.beat_track as it comes (its mel onset envelope); no weights. librosa has no
                        downbeats, so the bar phase is a heuristic (`bar_phase_downbeats`).
     "beat-this:PATH"   Beat This! (Foscarin et al., ISMIR 2024) from a checkpoint file PATH the
                        user downloaded; needs the `beat-this` package. melos never downloads
@@ -59,9 +59,9 @@ def track_beats(spec: str, audio: np.ndarray, sample_rate: int, novelty: np.ndar
 
     Args:
         spec: "librosa" or "beat-this:PATH".
-        audio: mono waveform [N] (read by Beat This!).
+        audio: mono waveform [N] (read by both trackers).
         sample_rate: its rate in Hz.
-        novelty: onset curve on the analysis frame grid [T] (read by librosa).
+        novelty: onset curve on the analysis frame grid [T], for the bar phase.
         low_novelty: onset curve of the 40-400 Hz band [T], for the bar phase.
         frame_rate: frames per second of both curves.
         onsets: refined onset times (s) the beats are snapped to.
@@ -74,25 +74,27 @@ def track_beats(spec: str, audio: np.ndarray, sample_rate: int, novelty: np.ndar
         beats = snap_to_onsets(found.beats, onsets)
         downbeats = snap_to_onsets(found.downbeats, onsets)  # the same moves: still a subset of the beats
         return Beats(beats, downbeats, tempo_of(beats), f"beat-this:{checkpoint.name}")
-    beats, tempo = librosa_beats(novelty, frame_rate)
+    beats, tempo = librosa_beats(audio, sample_rate)
     beats = snap_to_onsets(beats, onsets)
     downbeats = bar_phase_downbeats(beats, low_novelty, novelty, frame_rate)
     return Beats(beats, downbeats, tempo_of(beats) if len(beats) > 1 else tempo, "librosa")
 
 
-def librosa_beats(novelty: np.ndarray, frame_rate: float) -> tuple[np.ndarray, float]:
-    """librosa's dynamic-programming beat tracker (Ellis 2007) on an onset curve.
+def librosa_beats(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
+    """librosa's dynamic-programming beat tracker (Ellis 2007) as it comes, on its own mel onset
+    envelope: on the synthetic corpus it follows additive metres and raga's tala better than the
+    same tracker on this module's spectral flux (beat F 0.76 vs 0.70 over 20 clips,
+    benchmarks/sense_alignment.py), and the beats are snapped to the refined onsets after.
 
     Returns:
-        beat times (s) on the frame grid, and librosa's tempo estimate (BPM; 0 when silent).
+        beat times (s), and librosa's tempo estimate (BPM; 0 when silent).
     """
     import librosa
 
-    if not np.any(novelty > 0):
+    if not np.any(audio):
         return np.zeros(0), 0.0
-    # beat_track only needs frames per second: express it as sr / hop_length with hop_length 1.
-    tempo, frames = librosa.beat.beat_track(onset_envelope=novelty, sr=frame_rate, hop_length=1)
-    return np.asarray(frames, dtype=float) / frame_rate, float(np.atleast_1d(tempo)[0])
+    tempo, beats = librosa.beat.beat_track(y=audio, sr=sample_rate, units="time")
+    return np.asarray(beats, dtype=float), float(np.atleast_1d(tempo)[0])
 
 
 def snap_to_onsets(beats: np.ndarray, onsets: np.ndarray, tolerance: float = 0.04) -> np.ndarray:

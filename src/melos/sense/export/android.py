@@ -127,6 +127,9 @@ def validate_haptic_ogg(path: str | Path) -> None:
                          f"must leave at least one audio channel")
 
 
+OGG_BLOCK = 65536  # frames per libsndfile write
+
+
 def write_haptic_ogg(audio: np.ndarray, sample_rate: int, track: HapticTrack, path: str | Path,
                      carrier_hz: float = 170.0, n_haptic: int = 1) -> Path:
     """Write the audio plus `n_haptic` haptic channels as an Ogg Vorbis file tagged ANDROID_HAPTIC.
@@ -150,7 +153,10 @@ def write_haptic_ogg(audio: np.ndarray, sample_rate: int, track: HapticTrack, pa
     validate_drive(drive, sample_rate, require_rate=None)
     frames = np.concatenate([audio, np.repeat(drive[None], n_haptic, axis=0)]).T  # [N, C + n_haptic]
     with atomic_file(path) as tmp:
-        sf.write(tmp, frames, sample_rate, format="OGG", subtype="VORBIS")
+        # In blocks: libsndfile's Vorbis encoder crashes (segfault) on one write of a few minutes of audio.
+        with sf.SoundFile(tmp, "w", sample_rate, frames.shape[1], format="OGG", subtype="VORBIS") as f:
+            for start in range(0, len(frames), OGG_BLOCK):
+                f.write(frames[start:start + OGG_BLOCK])
         set_vorbis_tags(tmp, {"ANDROID_HAPTIC": str(n_haptic)})
         validate_haptic_ogg(tmp)
     return Path(path)
