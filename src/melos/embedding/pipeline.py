@@ -28,23 +28,7 @@ from tqdm.auto import tqdm
 from ..audio import AudioError, info, iter_windows, window_starts
 from ..data.sources import AudioSource, list_sources
 from ..models import Encoder, load_encoder
-from .store import SUFFIX, Embeddings, Index, IndexRow
-
-
-@dataclass
-class EmbedSummary:
-    """What a run did. `failed` maps each bad file to the reason."""
-
-    out_dir: Path
-    n_done: int = 0
-    n_skipped: int = 0
-    audio_seconds: float = 0.0
-    wall_seconds: float = 0.0
-    failed: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
+from .store import SUFFIX, Embeddings, Index, IndexRow, RunSummary
 
 
 @dataclass
@@ -110,7 +94,7 @@ def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_d
           layers: str | Sequence[int] = "all", window: float = 30.0, hop: float | None = None,
           pool: str = "mean", device: str = "cpu", dtype: str = "float32", batch_size: int = 1,
           skip_existing: bool = False, max_duration: float | None = None, allow_truncated: bool = False,
-          progress: bool = True) -> EmbedSummary:
+          progress: bool = True) -> RunSummary:
     """Embed every audio file of `input` into `out_dir` (see the module docstring).
 
     Args:
@@ -127,7 +111,7 @@ def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_d
         allow_truncated: embed what decodes of a file cut short (logged as a warning) instead of
             failing it as truncated.
 
-    Returns an EmbedSummary; bad files are listed there and in the index, never fatal.
+    Returns a RunSummary; bad files are listed there and in the index, never fatal.
     """
     if pool not in ("mean", "none"):
         raise ValueError(f"pool must be 'mean' or 'none', got {pool!r}")
@@ -142,7 +126,7 @@ def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_d
     _check_unique(sources)
     out_dir = Path(out_dir)
     index = Index(out_dir, resume=skip_existing)
-    summary = EmbedSummary(out_dir)
+    summary = RunSummary(out_dir)
     todo = []
     for source in sources:
         if skip_existing and index.done(str(source.path), out_dir):
@@ -171,7 +155,7 @@ class _Runner:
     """Holds the state of one `embed` call."""
 
     def __init__(self, encoder: Encoder, layer_ids: list[int], window: float, hop: float, pool: str, device: str,
-                 dtype: str, batch_size: int, out_dir: Path, index: Index, summary: EmbedSummary, model_name: str,
+                 dtype: str, batch_size: int, out_dir: Path, index: Index, summary: RunSummary, model_name: str,
                  max_duration: float | None = None, allow_truncated: bool = False):
         self.encoder, self.layer_ids, self.window, self.hop, self.pool = encoder, layer_ids, window, hop, pool
         self.device, self.batch_size, self.out_dir, self.index, self.summary = device, batch_size, out_dir, index, summary

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -98,3 +98,19 @@ def read_index(path: Path) -> dict[str, IndexRow]:
                 continue
             rows[row.path] = row
     return rows
+
+
+@dataclass
+class RunSummary:
+    """What a batch run over files did (`melos embed`, `melos sense`). `failed` maps each bad file to the reason."""
+
+    out_dir: Path
+    n_done: int = 0
+    n_skipped: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed

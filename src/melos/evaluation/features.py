@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..data.sources import AudioSource
-from ..embedding import EmbedSummary, Embeddings, embed, read_index
+from ..embedding import RunSummary, Embeddings, embed, read_index
 from ..models import Encoder, load_encoder
 from ..utils.atomic import write_text
 from .tasks import Task
@@ -52,7 +52,7 @@ class SplitFeatures:
 
 def extract_features(model: str | Path | Encoder, task: Task, cache_root: str | Path = "cache/features", *,
                      device: str = "cpu", batch_size: int = 8, allow_truncated: bool = False,
-                     progress: bool = True) -> tuple[Path, EmbedSummary]:
+                     progress: bool = True) -> tuple[Path, RunSummary]:
     """Fill (or resume) the cache of `task` for `model`; returns its folder and the run summary.
     Windows of equal length go through the encoder `batch_size` at a time (8: a third faster than
     one at a time for the quickstart's tiny model). `allow_truncated` keeps what decodes of files

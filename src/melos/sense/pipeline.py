@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -27,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ..audio import AudioError, info, load
 from ..data.sources import AudioSource, list_sources
-from ..embedding.store import Index, IndexRow
+from ..embedding.store import Index, IndexRow, RunSummary
 from ..utils.atomic import atomic_dir, write_text
 from . import export
 from .analysis import Analysis, analyze
@@ -36,20 +35,6 @@ from .plot import plot_track
 from .track import HapticTrack
 
 FORMATS = ("ahap", "android", "ogg", "haptic", "wav")
-
-
-@dataclass
-class SenseSummary:
-    out_dir: Path
-    n_done: int = 0
-    n_skipped: int = 0
-    audio_seconds: float = 0.0
-    wall_seconds: float = 0.0
-    failed: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
 
 
 def _writers(carrier_hz: float) -> dict[str, tuple[str, Callable]]:
@@ -67,7 +52,7 @@ def _writers(carrier_hz: float) -> dict[str, tuple[str, Callable]]:
 def sense(input: str | Path | Sequence[AudioSource], out_dir: str | Path, *, formats: Sequence[str] = FORMATS,
           preset: str = "default", beats: str = "librosa", stems: str = "hpss", min_gap: float = 0.08,
           carrier_hz: float = 170.0, plot: bool = False, skip_existing: bool = False, allow_truncated: bool = False,
-          progress: bool = True) -> SenseSummary:
+          progress: bool = True) -> RunSummary:
     """Analyse every input, map it to a haptic track and export it in `formats` (see the module
     docstring); returns what was done and what failed."""
     unknown = sorted(set(formats) - set(FORMATS))
@@ -79,7 +64,7 @@ def sense(input: str | Path | Sequence[AudioSource], out_dir: str | Path, *, for
     sources = list(input) if isinstance(input, (list, tuple)) else list_sources(input)
     out_dir = Path(out_dir)
     index = Index(out_dir, resume=skip_existing)
-    summary = SenseSummary(out_dir)
+    summary = RunSummary(out_dir)
     start = time.perf_counter()
     try:
         for source in tqdm(sources, desc="sense", unit="file", disable=not progress):
