@@ -118,3 +118,16 @@ def test_write_corpus_is_reproducible_and_resumable(tmp_path):
 def test_write_corpus_rejects_unknown_traditions(tmp_path):
     with pytest.raises(ValueError, match="jazz"):
         write_corpus(tmp_path, {"jazz": 1}, progress=False)
+
+
+def test_cli_writes_a_corpus_with_ground_truth_onsets(tmp_path, capsys):
+    from melos.cli import main
+
+    assert main(["data", "synth", str(tmp_path / "c"), "--clips", "1", "--seconds", "1.5", "--no-progress"]) == 0
+    assert "4 clips of 1.5 s" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (tmp_path / "c" / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["culture"] for r in rows) == ["greek", "makam", "raga", "western"]
+    for row in rows:
+        assert sf.info(tmp_path / "c" / row["path"]).duration == pytest.approx(1.5)
+        assert all(0 <= t < 1.5 for part in row["meta"]["parts"] for t in part["onsets"] if t >= 0)
+    assert main(["data", "synth", str(tmp_path / "d"), "--clips", "0"]) == 2
