@@ -28,10 +28,16 @@ plus index.jsonl (one row per input). A bad file is reported with its reason and
 on; the exit status is 1 if any failed. Learned beat trackers and separators (Beat This!,
 Demucs) run only from a checkpoint file you give; melos never downloads weights.
 
+sections (--model, optional, slower): a melos encoder embeds 2 s windows every second; where the
+embeddings change (novelty on their self-similarity) the music is cut into sections of at least
+8 s, listed in analysis.json. Each section's haptics are scaled by its loudness relative to the
+whole track (0.6-1.3x), so a quiet intro is gentler and a loud chorus stronger.
+
 examples:
   melos sense song.ogg --out haptics/
   melos sense music/ --out haptics/ --formats ahap,android --preset punchy --plot
   melos sense files.jsonl --out haptics/ --skip-existing          # resume
+  melos sense song.ogg --out haptics/ --model m-a-p/MERT-v1-95M   # with sections
 """
 
 
@@ -52,6 +58,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                    help="shortest time between two transients in seconds, 0.05-0.2 (default 0.08)")
     p.add_argument("--carrier", dest="carrier_hz", type=float, default=170.0,
                    help="actuator resonance for drive.wav and the Ogg's haptic channel, 150-250 Hz (default 170)")
+    p.add_argument("--model", default=None,
+                   help="optional, slower: a melos encoder (preset, checkpoint folder or model.safetensors) whose "
+                        "embeddings split the music into sections, each felt as strongly as it is loud")
+    p.add_argument("--probe", default=None,
+                   help="a probe folder from `melos probe` for per-section tags (not yet available)")
     p.add_argument("--plot", action="store_true", help="also write track.png: the waveform with the haptic layers")
     p.add_argument("--skip-existing", action="store_true",
                    help="keep inputs an earlier run finished (resume an interrupted run); retry failed ones")
@@ -59,11 +70,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_progress(p)
 
 
-def run(input: str, out: str, formats: str | None, min_gap: float, **kwargs) -> int:
+def run(input: str, out: str, formats: str | None, min_gap: float, probe: str | None = None, **kwargs) -> int:
     from ..sense import FORMATS, sense
 
     if not 0.05 <= min_gap <= 0.2:
         raise ValueError(f"--min-gap must be 0.05-0.2 s, got {min_gap:g}")
+    if probe is not None:
+        raise ValueError(f"--probe {probe}: not yet: melos probe does not save probe weights")
     chosen = [f.strip() for f in formats.split(",") if f.strip()] if formats else list(FORMATS)
     summary = sense(input, out, formats=chosen, min_gap=min_gap, **kwargs)
     speed = summary.audio_seconds / max(summary.wall_seconds, 1e-9)

@@ -1,0 +1,110 @@
+"""Sections from encoder embeddings: the checkerboard kernel, novelty, boundaries, the intensity
+rule, and `melos sense --model` end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from melos import load_encoder
+from melos.cli import main
+from melos.sense.sections import boundaries, checkerboard, intensities, novelty, window_embeddings
+
+SR = 22050
+
+
+def two_states(n_a: int = 20, n_b: int = 20, dim: int = 8) -> np.ndarray:
+    """n_a windows of one unit vector, then n_b of an orthogonal one, [W, H]."""
+    e = np.zeros((n_a + n_b, dim))
+    e[:n_a, 0] = 1.0
+    e[n_a:, 1] = 1.0
+    return e
+
+
+def test_checkerboard_by_hand():
+    k = checkerboard(4)
+    assert k.shape == (4, 4) and np.abs(k).sum() == pytest.approx(1.0) and k.sum() == pytest.approx(0.0)
+    signs = np.array([[1, 1, -1, -1], [1, 1, -1, -1], [-1, -1, 1, 1], [-1, -1, 1, 1]])
+    np.testing.assert_array_equal(np.sign(k), signs)  # same side +, across the centre -
+    np.testing.assert_allclose(k, k.T)
+    assert k[1, 1] > k[0, 0] and k[1, 1] == pytest.approx(k[2, 2])  # the Gaussian taper peaks at the centre
+    with pytest.raises(ValueError, match="even"):
+        checkerboard(5)
+
+
+def test_novelty_peaks_at_the_change_and_a_constant_sequence_has_none():
+    n = novelty(two_states(), kernel=8)
+    assert n.shape == (40,) and int(np.argmax(n)) == 20 and n[20] == pytest.approx(1.0)
+    assert np.abs(novelty(np.ones((40, 8)), kernel=8)).max() < 1e-12
+    times = np.arange(40) + 1.0  # window centres, 2 s windows every 1 s
+    assert boundaries(n, times, min_section=8.0) == [pytest.approx(20.5)]  # between windows 19 and 20
+    assert boundaries(novelty(np.ones((40, 8))), times) == []
+
+
+def test_boundaries_keep_min_section_apart_and_from_the_ends():
+    e = np.zeros((40, 8))
+    e[:15, 0], e[15:20, 1], e[20:, 2] = 1.0, 1.0, 1.0  # 15 windows of A, 5 of B, 20 of C
+    n, times = novelty(e, kernel=4), np.arange(40) + 1.0
+    assert boundaries(n, times, min_section=3.0) == [pytest.approx(15.5), pytest.approx(20.5)]
+    assert len(boundaries(n, times, min_section=8.0)) == 1  # the two changes are only 5 s apart
+    assert boundaries(novelty(two_states(3, 37), kernel=4), times, min_section=8.0) == []  # 3.5 s from the start
+
+
+def test_intensity_rule_on_hand_made_envelopes():
+    hop = 0.5
+    rms = np.concatenate([np.full(20, 0.1), np.full(20, 0.5), np.full(20, 0.3)])  # mean 0.3
+    assert intensities(rms, hop, [0.0, 10.0, 20.0, 30.0]) == pytest.approx([0.6, 1.3, 1.0])  # 1/3 and 5/3 clipped
+    bursts = np.tile([1.0, 0.0, 0.0, 0.0], 10)  # sparse hits: a median would rate the quiet half 1.0
+    assert intensities(np.concatenate([np.full(40, 0.1), bursts]), hop, [0.0, 20.0, 40.0]) == pytest.approx(
+        [0.6, 1.3])  # 0.1 / 0.175 and 0.25 / 0.175, clipped
+    rms = np.concatenate([np.full(20, 0.18), np.full(20, 0.2), np.full(20, 0.22)])
+    assert intensities(rms, hop, [0.0, 10.0, 20.0, 30.0]) == pytest.approx([0.9, 1.0, 1.1])
+    assert intensities(rms, hop, [0.0, 30.0]) == [1.0]  # one section: nothing to contrast
+    assert intensities(np.zeros(60), hop, [0.0, 10.0, 30.0]) == [1.0, 1.0]  # silence
+
+
+def quiet_then_loud(seconds: float = 12.0, sr: int = SR) -> np.ndarray:
+    """`seconds` of a quiet 440 Hz sine, then `seconds` of loud noise bursts every 0.25 s."""
+    t = np.arange(int(seconds * sr)) / sr
+    quiet = 0.05 * np.sin(2 * np.pi * 440 * t)
+    loud = np.zeros_like(quiet)
+    rng = np.random.default_rng(0)
+    for k in range(0, len(loud) - 2000, sr // 4):
+        loud[k:k + 2000] = 0.8 * rng.standard_normal(2000) * np.exp(-np.arange(2000) / 400)
+    return np.concatenate([quiet, loud]).astype(np.float32)
+
+
+def test_window_embeddings_batch_equals_one_at_a_time():
+    torch.manual_seed(0)
+    encoder = load_encoder("mert-tiny")
+    audio = quiet_then_loud(3.0)  # 6 s: windows at 0..4 s, the last one full
+    times, batched = window_embeddings(audio, SR, encoder, window=2.0, hop=1.0, batch_size=16)
+    _, alone = window_embeddings(audio, SR, encoder, window=2.0, hop=1.0, batch_size=1)
+    np.testing.assert_allclose(times, [1.0, 2.0, 3.0, 4.0, 5.0], atol=1e-4)
+    assert batched.shape == (5, encoder.hidden_size)
+    np.testing.assert_allclose(batched, alone, rtol=1e-4, atol=1e-5)
+    times, short = window_embeddings(audio[:int(2.5 * SR)], SR, encoder)  # a last, shorter window
+    np.testing.assert_allclose(times, [1.0, 1.75], atol=1e-4)
+
+
+def test_sense_with_a_model_finds_the_change_and_the_quiet_section_is_gentler(tmp_path, capsys):
+    torch.manual_seed(0)
+    sf.write(tmp_path / "song.wav", quiet_then_loud(), SR)
+    out = tmp_path / "haptics"
+    assert main(["sense", str(tmp_path / "song.wav"), "--out", str(out), "--model", "mert-tiny", "--formats", "ahap",
+                 "--no-progress"]) == 0
+    sections = json.loads((out / "song.wav" / "analysis.json").read_text())["sections"]
+    assert len(sections) == 2, sections
+    assert sections[0]["start"] == 0 and sections[-1]["end"] == pytest.approx(24.0, abs=0.01)
+    assert sections[0]["end"] == sections[1]["start"] == pytest.approx(12.0, abs=2.0)
+    assert sections[0]["intensity"] < 1.0 < sections[1]["intensity"]
+    assert sections[0]["tags"] == {}
+
+
+def test_probe_is_a_clear_error(tmp_path, capsys):
+    sf.write(tmp_path / "song.wav", quiet_then_loud(1.0), SR)
+    assert main(["sense", str(tmp_path / "song.wav"), "--out", str(tmp_path / "h"), "--model", "mert-tiny",
+                 "--probe", str(tmp_path), "--no-progress"]) == 2
+    assert "not yet: melos probe does not save probe weights" in capsys.readouterr().err
