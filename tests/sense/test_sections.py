@@ -1,5 +1,5 @@
 """Sections from encoder embeddings: the checkerboard kernel, novelty, boundaries, the intensity
-rule, and `melos sense --model` end to end."""
+rule, and `melos sense --model` (and `--probe`) end to end."""
 
 import json
 
@@ -103,8 +103,41 @@ def test_sense_with_a_model_finds_the_change_and_the_quiet_section_is_gentler(tm
     assert sections[0]["tags"] == {}
 
 
-def test_probe_is_a_clear_error(tmp_path, capsys):
+def test_sense_with_a_probe_tags_each_section(tmp_path, capsys, tone_task):
+    """melos probe on low vs high tones, then melos sense with its probe: the low section is
+    tagged "low", the high one "high"."""
+    torch.manual_seed(0)
+    load_encoder("mert-tiny").save_pretrained(tmp_path / "model")  # one set of random weights for both
+    task = tone_task(tmp_path, "multiclass")
+    assert main(["probe", "--model", str(tmp_path / "model"), "--task", str(task), "--out", str(tmp_path / "r"),
+                 "--cache", str(tmp_path / "cache"), "--seeds", "1", "--epochs", "8", "--no-progress"]) == 0
+    probe = tmp_path / "r" / "probes" / "0-tones-multiclass.safetensors"
+    t = np.arange(12 * 24000) / 24000
+    song = np.concatenate([0.3 * np.sin(2 * np.pi * 120 * t), 0.3 * np.sin(2 * np.pi * 2000 * t)])
+    sf.write(tmp_path / "song.wav", song.astype(np.float32), 24000)
+    out = tmp_path / "haptics"
+    assert main(["sense", str(tmp_path / "song.wav"), "--out", str(out), "--model", str(tmp_path / "model"),
+                 "--probe", str(probe), "--formats", "ahap", "--no-progress"]) == 0
+    sections = json.loads((out / "song.wav" / "analysis.json").read_text())["sections"]
+    assert len(sections) == 2, sections
+    low, high = (s["tags"] for s in sections)
+    assert set(low) == set(high) == {"low", "high"}
+    assert low["low"] > 0.5 > low["high"] and high["high"] > 0.5 > high["low"], sections
+    assert low["low"] + low["high"] == pytest.approx(1.0, abs=2e-3)
+
+
+def test_probe_errors(tmp_path, capsys, tone_task):
     sf.write(tmp_path / "song.wav", quiet_then_loud(1.0), SR)
+    assert main(["sense", str(tmp_path / "song.wav"), "--out", str(tmp_path / "h"), "--probe", str(tmp_path / "p"),
+                 "--no-progress"]) == 2
+    assert "needs --model" in capsys.readouterr().err
+    torch.manual_seed(0)
+    task = tone_task(tmp_path, "multiclass")
+    assert main(["probe", "--model", "mert-tiny", "--task", str(task), "--out", str(tmp_path / "r"), "--cache",
+                 str(tmp_path / "cache"), "--seeds", "1", "--epochs", "1", "--no-progress"]) == 0
+    probe = tmp_path / "r" / "probes" / "0-tones-multiclass.safetensors"
+    torch.manual_seed(1)  # other random weights: not the encoder the probe was trained on
     assert main(["sense", str(tmp_path / "song.wav"), "--out", str(tmp_path / "h"), "--model", "mert-tiny",
-                 "--probe", str(tmp_path), "--no-progress"]) == 2
-    assert "not yet: melos probe does not save probe weights" in capsys.readouterr().err
+                 "--probe", str(probe), "--no-progress"]) == 2
+    assert "trained on another encoder" in capsys.readouterr().err
+    assert not (tmp_path / "h" / "song.wav").exists()

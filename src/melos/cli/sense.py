@@ -33,11 +33,19 @@ embeddings change (novelty on their self-similarity) the music is cut into secti
 8 s, listed in analysis.json. Each section's haptics are scaled by its loudness relative to the
 whole track (0.6-1.3x), so a quiet intro is gentler and a loud chorus stronger.
 
+tags (--probe, with --model): a probe `melos probe` saved (RESULTS/probes/<n>-<task>.safetensors)
+tags each section: the encoder's hidden states pooled over the task's windows go through the
+probe, and its probabilities averaged over the section's windows are listed in analysis.json
+(the 5 likeliest tags, and any other above 0.5). The probe must come from the same --model
+(same weights); another one is refused.
+
 examples:
   melos sense song.ogg --out haptics/
   melos sense music/ --out haptics/ --formats ahap,android --preset punchy --plot
   melos sense files.jsonl --out haptics/ --skip-existing          # resume
   melos sense song.ogg --out haptics/ --model m-a-p/MERT-v1-95M   # with sections
+  melos sense song.ogg --out haptics/ --model m-a-p/MERT-v1-95M \
+      --probe results/probes/0-genre.safetensors                  # with tags per section
 """
 
 
@@ -62,7 +70,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                    help="optional, slower: a melos encoder (preset, checkpoint folder or model.safetensors) whose "
                         "embeddings split the music into sections, each felt as strongly as it is loud")
     p.add_argument("--probe", default=None,
-                   help="a probe folder from `melos probe` for per-section tags (not yet available)")
+                   help="with --model: a probe file `melos probe` saved for that model "
+                        "(OUT/probes/<n>-<task>.safetensors), for per-section tags")
     p.add_argument("--plot", action="store_true", help="also write track.png: the waveform with the haptic layers")
     p.add_argument("--skip-existing", action="store_true",
                    help="keep inputs an earlier run finished (resume an interrupted run); retry failed ones")
@@ -75,10 +84,8 @@ def run(input: str, out: str, formats: str | None, min_gap: float, probe: str | 
 
     if not 0.05 <= min_gap <= 0.2:
         raise ValueError(f"--min-gap must be 0.05-0.2 s, got {min_gap:g}")
-    if probe is not None:
-        raise ValueError(f"--probe {probe}: not yet: melos probe does not save probe weights")
     chosen = [f.strip() for f in formats.split(",") if f.strip()] if formats else list(FORMATS)
-    summary = sense(input, out, formats=chosen, min_gap=min_gap, **kwargs)
+    summary = sense(input, out, formats=chosen, min_gap=min_gap, probe=probe, **kwargs)
     speed = summary.audio_seconds / max(summary.wall_seconds, 1e-9)
     print(f"haptics for {summary.n_done} files ({summary.audio_seconds / 60:.1f} min of audio, {speed:.1f}x real "
           f"time), skipped {summary.n_skipped} done earlier, {len(summary.failed)} failed -> {summary.out_dir}")

@@ -57,6 +57,7 @@ class GridResult:
     n_epochs: torch.Tensor  # [M], epochs trained before early stopping
     valid_curve: list[torch.Tensor] = field(default_factory=list)  # per epoch, [M]
     test_outputs: torch.Tensor | None = None  # [M, N_test, C], from each member's best state
+    best_states: list[dict[str, torch.Tensor]] = field(default_factory=list)  # per member: w1, b1, w2, b2 (+ mix)
 
 
 def loss_fn(task_type: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -240,6 +241,9 @@ class GridTrainer:
             active &= epoch - best_epoch < c.early_stop_patience
         with torch.no_grad():
             result.test_outputs = self._track_outputs(test[0], test_groups, best_params)
+        slices = {i: {k: v[j] for k, v in saved.items()} for s, saved in zip(self.stacks, best_params)
+                  for j, i in enumerate(s.index)}
+        result.best_states = [slices[i] for i in range(M)]
         return result
 
     def _track_outputs(self, x: torch.Tensor, groups: torch.Tensor, params: list[dict] | None = None) -> torch.Tensor:

@@ -15,6 +15,7 @@ from ..utils.markdown import markdown_table
 from . import metrics as M
 from .features import load_split
 from .probe import LEARNING_RATES, WEIGHTED, GridTrainer, Member, ProbeConfig
+from .saved_probe import SavedProbe
 from .tasks import Task
 
 PRIMARY = {"multilabel": "roc_auc", "multiclass": "accuracy", "regression": "r2", "key": "weighted_score"}
@@ -45,16 +46,28 @@ def n_outputs(task: Task, train_targets: torch.Tensor) -> int:
     return len(task.vocabulary or [])
 
 
+def output_labels(task: Task, n_out: int) -> list[str]:
+    """Names of the probe's outputs, in order."""
+    if task.type == "key":
+        return list(M.KEY_LABELS)
+    if task.type == "regression":
+        return task.targets or [str(d) for d in range(n_out)]
+    return list(task.vocabulary or [])
+
+
 def probe_task(folder: str | Path, task: Task, config: ProbeConfig, seeds: int = 5,
-               lrs: tuple[float, ...] = LEARNING_RATES, outputs_to: Path | None = None) -> dict:
+               lrs: tuple[float, ...] = LEARNING_RATES, outputs_to: Path | None = None,
+               probe_to: Path | None = None, model_hash: str = "") -> dict:
     """Run the grid for `seeds` seeds on a filled feature cache; returns a JSON-ready dict.
 
     Features are standardised per layer and dimension with the training split's mean and std
     (as HEAR's evaluation kit does), so a layer's scale does not decide how well it probes.
     `outputs_to`: a safetensors file for the chosen member's track-level test outputs per seed
-    ("outputs" [S, T, C]) and the test targets, what paired comparisons of models resample."""
+    ("outputs" [S, T, C]) and the test targets, what paired comparisons of models resample.
+    `probe_to`: a `SavedProbe` file for the chosen member's best state of the first seed (whose
+    test outputs are outputs[0]) and the standardisation, tagged with `model_hash`."""
     train, valid, test = (load_split(folder, task, s) for s in ("train", "valid", "test"))
-    std, mean = torch.std_mean(train.features, dim=1, keepdim=True)
+    std, mean = torch.std_mean(train.features, dim=1, keepdim=True)  # [n_layers, 1, H]
     for split in (train, valid, test):
         split.features = (split.features - mean) / (std + 1e-6)
     n_layers = train.features.shape[0]
@@ -64,7 +77,7 @@ def probe_task(folder: str | Path, task: Task, config: ProbeConfig, seeds: int =
     def metric(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return task_metrics(task, outputs, targets)[primary]
 
-    valid_scores, test_scores, test_outputs = [], [], []
+    valid_scores, test_scores, test_outputs, first_states = [], [], [], []
     for seed in range(seeds):
         result = GridTrainer(config, members, n_outputs(task, train.targets), seed, metric).fit(
             (train.features, train.targets[train.groups]), (valid.features, valid.targets),
@@ -72,12 +85,17 @@ def probe_task(folder: str | Path, task: Task, config: ProbeConfig, seeds: int =
         valid_scores.append(result.best_valid)
         test_scores.append(task_metrics(task, result.test_outputs, test.targets))
         test_outputs.append(result.test_outputs)
+        first_states = first_states or result.best_states  # one seed's states: the grid's are large
     valid_mean = torch.stack(valid_scores).mean(0)  # (M,)
     chosen = int(valid_mean.argmax())  # validation only: test never influences the choice
     if outputs_to is not None:
         with atomic_file(outputs_to) as tmp:
             save_file({"outputs": torch.stack([o[chosen] for o in test_outputs]).float().contiguous(),
                        "targets": test.targets.contiguous()}, tmp)
+    if probe_to is not None:
+        n_out = n_outputs(task, train.targets)
+        SavedProbe(task.name, task.type, output_labels(task, n_out), members[chosen].layer, task.window,
+                   task.hop or task.window, model_hash, first_states[chosen], mean, std).save(probe_to)
     grid = [{"layer": "weighted" if m.layer == WEIGHTED else m.layer, "lr": m.lr,
              "valid": float(valid_mean[i]),
              "test": {k: float(torch.stack([s[k][i] for s in test_scores]).mean()) for k in test_scores[0]}}
@@ -106,7 +124,8 @@ def run_probes(models: list[str], tasks: list[Task], out: str | Path, cache: str
                Callable[[Task], ProbeConfig], seeds: int, device: str = "cpu", progress: bool = True,
                lrs: tuple[float, ...] = LEARNING_RATES) -> dict:
     """Features (cached) + probes for every model x task; writes results.json, results.md and
-    each run's test outputs (test_outputs/MODEL-INDEX-TASK.safetensors, named in its run)."""
+    each run's test outputs (test_outputs/INDEX-TASK.safetensors) and trained probe
+    (probes/INDEX-TASK.safetensors, see `saved_probe`), both named in its run."""
     from .features import extract_features
 
     out = Path(out)
@@ -116,8 +135,12 @@ def run_probes(models: list[str], tasks: list[Task], out: str | Path, cache: str
         for task in tasks:
             folder, _ = extract_features(model, task, cache, device=device, progress=progress)
             outputs = Path("test_outputs") / f"{index}-{task.name}.safetensors"
-            run = probe_task(folder, task, config_for(task), seeds, lrs, outputs_to=out / outputs)
+            weights = Path("probes") / f"{index}-{task.name}.safetensors"
+            hash_ = json.loads((folder / "cache.json").read_text())["model_hash"]
+            run = probe_task(folder, task, config_for(task), seeds, lrs, outputs_to=out / outputs,
+                             probe_to=out / weights, model_hash=hash_)
             run["test_outputs"] = str(outputs)
+            run["probe_weights"] = str(weights)
             results["runs"].setdefault(model, {})[task.name] = run
             results["summary"].setdefault(model, {})[task.name] = run["test"]
     write_text(out / "results.json", json.dumps(results, indent=2))

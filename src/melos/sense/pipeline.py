@@ -12,7 +12,9 @@ temporary folder, then renamed) and holds:
     track.png                with `plot`: the waveform with the haptic layers under it
 
 With `model` (a melos encoder), analysis.json also lists the sections the encoder's embeddings
-separate, and each section's haptics are scaled by its intensity (melos.sense.sections).
+separate, and each section's haptics are scaled by its intensity (melos.sense.sections). With
+`probe` too (a file `melos probe` saved for that encoder), each section lists the probe's tags
+with their probabilities (melos.sense.tags).
 
 plus one row per input in OUT/index.jsonl. A bad file is recorded with its reason and the run
 goes on; `skip_existing` keeps inputs an earlier run finished.
@@ -31,6 +33,7 @@ from tqdm.auto import tqdm
 from ..audio import AudioError, info, load
 from ..data.sources import AudioSource, list_sources
 from ..embedding.store import Index, IndexRow, RunSummary
+from ..evaluation.saved_probe import SavedProbe
 from ..models import Encoder, load_encoder
 from ..utils.atomic import atomic_dir, write_text
 from . import export
@@ -38,6 +41,7 @@ from .analysis import Analysis, analyze
 from .mapping import to_track
 from .plot import plot_track
 from .sections import sections
+from .tags import load_probe, section_tags
 from .track import HapticTrack
 
 FORMATS = ("ahap", "android", "ogg", "haptic", "wav")
@@ -58,17 +62,21 @@ def _writers(carrier_hz: float) -> dict[str, tuple[str, Callable]]:
 def sense(input: str | Path | Sequence[AudioSource], out_dir: str | Path, *, formats: Sequence[str] = FORMATS,
           preset: str = "default", beats: str = "librosa", stems: str = "hpss", min_gap: float = 0.08,
           carrier_hz: float = 170.0, plot: bool = False, skip_existing: bool = False, allow_truncated: bool = False,
-          progress: bool = True, model: str | None = None) -> RunSummary:
+          progress: bool = True, model: str | None = None, probe: str | Path | None = None) -> RunSummary:
     """Analyse every input, map it to a haptic track and export it in `formats` (see the module
     docstring); returns what was done and what failed. `model`: a melos encoder (preset, folder or
-    file, see `melos.load_encoder`) for sections, loaded once for the whole run."""
+    file, see `melos.load_encoder`) for sections, loaded once for the whole run; `probe`: a probe
+    file `melos probe` saved for that encoder, for per-section tags (needs `model`)."""
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ValueError(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
     if not 150 <= carrier_hz <= 250:
         raise ValueError(f"carrier_hz must be 150-250 Hz (a voice-coil actuator's resonance), got {carrier_hz:g}")
+    if probe is not None and not model:
+        raise ValueError(f"--probe {probe} needs --model: the encoder the probe was trained on")
     writers = {f: w for f, w in _writers(carrier_hz).items() if f in formats}
     encoder = load_encoder(model, device="cuda" if torch.cuda.is_available() else "cpu") if model else None
+    tagger = load_probe(probe, encoder) if probe is not None and encoder is not None else None
     sources = list(input) if isinstance(input, (list, tuple)) else list_sources(input)
     out_dir = Path(out_dir)
     index = Index(out_dir, resume=skip_existing)
@@ -81,7 +89,7 @@ def sense(input: str | Path | Sequence[AudioSource], out_dir: str | Path, *, for
                 continue
             try:
                 duration = _one(source, out_dir, writers, preset, beats, stems, min_gap, plot, allow_truncated,
-                                encoder)
+                                encoder, tagger)
             except (AudioError, ValueError) as err:
                 reason = str(err) if str(source.path) in str(err) else f"{source.path}: {err}"
                 summary.failed[str(source.path)] = reason
@@ -97,13 +105,16 @@ def sense(input: str | Path | Sequence[AudioSource], out_dir: str | Path, *, for
 
 
 def _one(source: AudioSource, out_dir: Path, writers: dict[str, tuple[str, Callable]], preset: str, beats: str,
-         stems: str, min_gap: float, plot: bool, allow_truncated: bool, encoder: Encoder | None = None) -> float:
+         stems: str, min_gap: float, plot: bool, allow_truncated: bool, encoder: Encoder | None = None,
+         probe: SavedProbe | None = None) -> float:
     """Analyse, map and export one file into OUT/<name>/; returns its duration in seconds."""
     rate = info(source.path, allow_truncated=allow_truncated).sample_rate
     audio = load(source.path, rate, mono=False, allow_truncated=allow_truncated).numpy()  # [C, N], native rate
     analysis = analyze(audio.mean(axis=0), rate, hop=0.01, min_gap=min_gap, beats=beats, stems=stems)
     if encoder is not None:
         analysis.sections = sections(audio, rate, encoder, analysis.rms, analysis.hop)
+        if probe is not None:
+            section_tags(audio, rate, encoder, probe, analysis.sections)
     track = to_track(analysis, preset)
     with atomic_dir(out_dir / source.name) as folder:
         write_text(folder / "analysis.json", json.dumps(analysis.to_json()) + "\n")

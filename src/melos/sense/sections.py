@@ -30,10 +30,18 @@ MIN_NOVELTY = 0.05  # absolute floor on a boundary's novelty (novelty lies in -1
 RESAMPLE_QUALITY = "HQ"  # as melos.audio
 
 
-@torch.inference_mode()
 def window_embeddings(audio: np.ndarray, sample_rate: int, encoder: Encoder, window: float = 2.0,
                       hop: float = 1.0, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """One embedding per window: the encoder's hidden states averaged over layers and frames.
+    Arguments as `window_states`; returns window centres (s) [W] and float64 embeddings [W, H]."""
+    times, states = window_states(audio, sample_rate, encoder, window, hop, batch_size)
+    return times, states.mean(axis=0)
+
+
+@torch.inference_mode()
+def window_states(audio: np.ndarray, sample_rate: int, encoder: Encoder, window: float = 2.0,
+                  hop: float = 1.0, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Every hidden state averaged over the frames of each window (the features probes read).
 
     Args:
         audio: waveform [N] or [C, N] (channels are averaged) at `sample_rate`.
@@ -43,7 +51,7 @@ def window_embeddings(audio: np.ndarray, sample_rate: int, encoder: Encoder, win
         batch_size: windows per forward pass; windows of equal length are batched together.
 
     Returns:
-        times: window centres in seconds, [W]; embeddings: float64 [W, H].
+        times: window centres in seconds, [W]; states: float64 [n_layers, W, H].
     """
     x = np.asarray(audio, dtype=np.float64)
     x = x.mean(axis=0) if x.ndim == 2 else x
@@ -64,10 +72,10 @@ def window_embeddings(audio: np.ndarray, sample_rate: int, encoder: Encoder, win
             for row, (a, b) in enumerate(chunk):
                 clips[row, :b - a] = x[a:b]  # a window shorter than one frame's view is zero-padded
             states = encoder(torch.from_numpy(clips).to(parameter.device, parameter.dtype)).hidden_states
-            pooled = torch.stack(states).float().mean(dim=(0, 2))  # [L, B, T, H] -> [B, H]
+            pooled = torch.stack(states).float().mean(dim=2)  # [L, B, T, H] -> [L, B, H]
             embeddings.append(pooled.cpu().double().numpy())
             times.extend((a + b) / 2 / rate for a, b in chunk)
-    return np.asarray(times), np.concatenate(embeddings)
+    return np.asarray(times), np.concatenate(embeddings, axis=1)
 
 
 def checkerboard(kernel: int) -> np.ndarray:
