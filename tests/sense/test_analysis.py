@@ -55,7 +55,7 @@ def test_to_json_round_trips_the_fields(analysis):
         np.testing.assert_allclose(data["stems"][name], envelope, atol=5e-6)
     assert (data["sample_rate"], data["hop"], data["duration"]) == (a.sample_rate, a.hop, a.duration)
     assert data["tempo_bpm"] == pytest.approx(a.tempo, abs=1e-3)
-    assert data["sections"] == [{"start": 1.0, "end": 2.5, "tags": {"rock": 0.9}, "intensity": 0.8}]
+    assert data["sections"] == [{"start": 1.0, "end": 2.5, "tags": {"rock": 0.9}, "intensity": 0.8, "density": 1.0}]
     assert data["backends"] == a.backends
 
 

@@ -67,3 +67,14 @@ def test_unknown_preset_and_silence():
     silent = to_track(analysis(low_rms=np.zeros(401), onsets=np.array([]), onset_strength=np.array([]),
                                beats=np.array([]), downbeats=np.array([])))
     assert not silent.transients and not silent.continuous.amplitude.any()
+
+
+def test_a_sparse_section_keeps_its_strongest_onsets_and_no_beat_taps():
+    many = np.arange(0.1, 4.0, 0.2)  # 20 onsets, strengths rising with time
+    strength = np.linspace(0.2, 1.0, len(many))
+    dense = to_track(analysis(onsets=many, onset_strength=strength, downbeats=np.array([])), "default")
+    sparse = to_track(analysis(onsets=many, onset_strength=strength, downbeats=np.array([]),
+                               sections=[Section(0.0, 2.0, density=0.5), Section(2.0, 4.0)]), "default")
+    first = [t.time for t in sparse.transients if t.time < 2.0]
+    np.testing.assert_allclose(first, many[5:10])  # the 5 strongest of the first 10 onsets, no beat taps
+    assert [t for t in sparse.transients if t.time >= 2.0] == [t for t in dense.transients if t.time >= 2.0]

@@ -113,3 +113,21 @@ def test_refinement_keeps_the_coarse_time_without_an_attack():
 def test_silence_has_no_onsets():
     a = analyze(np.zeros(2 * SR), SR, stems="none")
     assert len(a.onsets) == 0 and len(a.onset_strength) == 0
+
+
+def test_stationary_noise_has_no_onsets_after_its_start():
+    """White noise at a steady level: its flux fluctuates by about 1.3x its median, below the
+    ratio test, so only the file's start (sound from nothing, at full level) is an onset."""
+    a = analyze(0.1 * np.random.default_rng(0).standard_normal(4 * SR), SR, stems="none")
+    assert np.all(a.onsets < 0.01), a.onsets
+
+
+def test_a_quiet_start_is_not_an_onset_but_a_loud_one_is():
+    times = np.array([0.5, 1.5, 2.5])
+    floor = 1e-3 * np.random.default_rng(1).standard_normal(3 * SR)  # -60 dB hiss, then bursts
+    np.testing.assert_allclose(analyze(floor + noise_bursts(times)[:3 * SR], SR, stems="none").onsets, times,
+                               atol=0.005)
+    t = np.arange(3 * SR) / SR
+    chord = 0.3 * sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6))  # sounds from 0 s
+    onsets = analyze(chord + noise_bursts(times)[:3 * SR], SR, stems="none").onsets
+    assert onsets[0] < 0.01 and len(onsets) == 4

@@ -100,6 +100,8 @@ def test_sense_with_a_model_finds_the_change_and_the_quiet_section_is_gentler(tm
     assert sections[0]["start"] == 0 and sections[-1]["end"] == pytest.approx(24.0, abs=0.01)
     assert sections[0]["end"] == sections[1]["start"] == pytest.approx(12.0, abs=2.0)
     assert sections[0]["intensity"] < 1.0 < sections[1]["intensity"]
+    assert sections[0]["density"] == pytest.approx(max(0.5, sections[0]["intensity"]), abs=1e-3)
+    assert sections[1]["density"] == 1.0  # the louder half keeps every transient
     assert sections[0]["tags"] == {}
 
 

@@ -31,7 +31,9 @@ Demucs) run only from a checkpoint file you give; melos never downloads weights.
 sections (--model, optional, slower): a melos encoder embeds 2 s windows every second; where the
 embeddings change (novelty on their self-similarity) the music is cut into sections of at least
 8 s, listed in analysis.json. Each section's haptics are scaled by its loudness relative to the
-whole track (0.6-1.3x), so a quiet intro is gentler and a loud chorus stronger.
+whole track (0.6-1.3x), so a quiet intro is gentler and a loud chorus stronger; a section
+quieter than the track keeps only that fraction of its transients (at least half, the
+strongest) and no beat taps, so it is sparser too.
 
 tags (--probe, with --model): a probe `melos probe` saved (RESULTS/probes/<n>-<task>.safetensors)
 tags each section: the encoder's hidden states pooled over the task's windows go through the

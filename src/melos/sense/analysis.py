@@ -41,6 +41,7 @@ class Section:
     end: float
     tags: dict[str, float] = field(default_factory=dict)  # tag -> probability, from a probe
     intensity: float = 1.0  # scale applied to this section's haptics (0..1.5)
+    density: float = 1.0  # fraction of its onset transients kept, strongest first (0..1); beat taps only at 1
 
 
 @dataclass
@@ -89,7 +90,8 @@ class Analysis:
                 "sharpness": r(self.sharpness), "onsets": r(self.onsets), "onset_strength": r(self.onset_strength),
                 "beats": r(self.beats), "downbeats": r(self.downbeats), "tempo_bpm": round(self.tempo, 3),
                 "stems": {k: r(v) for k, v in self.stems.items()},
-                "sections": [{"start": s.start, "end": s.end, "tags": s.tags, "intensity": s.intensity}
+                "sections": [{"start": s.start, "end": s.end, "tags": s.tags, "intensity": s.intensity,
+                              "density": s.density}
                              for s in self.sections],
                 "backends": self.backends}
 

@@ -6,7 +6,9 @@
     beats without an onset        -> softer transients, so the pulse is felt where nothing is struck
     low-band (40-400 Hz) envelope -> the continuous bed's amplitude (bass drives the bed)
     spectral centroid             -> the bed's frequency (the rest shapes sharpness)
-    sections (from an encoder)    -> a per-section scale on both layers
+    sections (from an encoder)    -> a per-section scale on both layers, and a per-section
+                                     density: the fraction of onset transients kept (strongest
+                                     first); beat taps only in sections of full density
 
 Each preset is one set of these gains.
 """
@@ -49,7 +51,8 @@ def to_track(analysis: Analysis, preset: str = "default") -> HapticTrack:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     p = PRESETS[preset]
     scale = _section_scale(analysis)
-    track = HapticTrack(analysis.duration, _transients(analysis, p, scale), _bed(analysis, p, scale))
+    transients = _thinned(analysis, _transients(analysis, p, scale))
+    track = HapticTrack(analysis.duration, transients, _bed(analysis, p, scale))
     track.check()
     return track
 
@@ -95,6 +98,20 @@ def _transients(analysis: Analysis, p: Preset, scale: np.ndarray) -> list[Transi
             out.append(Transient(float(time), float(min(1.0, p.beat_gain * accent * scale[k])),
                                  float(analysis.sharpness[k]), layer))
     return sorted((t for t in out if 0 <= t.time <= analysis.duration), key=lambda t: t.time)
+
+
+def _thinned(analysis: Analysis, transients: list[Transient]) -> list[Transient]:
+    """`transients` less, per section of density d < 1, all its beat taps and all but the
+    ceil(d * n) strongest of its n onset transients (ties keep the earlier)."""
+    dropped: set[int] = set()
+    for s in analysis.sections:
+        if s.density >= 1:
+            continue
+        inside = [i for i, t in enumerate(transients) if s.start <= t.time < s.end]
+        onsets = [i for i in inside if transients[i].layer == "onset"]
+        keep = set(sorted(onsets, key=lambda i: -transients[i].intensity)[:int(np.ceil(s.density * len(onsets)))])
+        dropped.update(i for i in inside if i not in keep)
+    return [t for i, t in enumerate(transients) if i not in dropped]
 
 
 def _bed(analysis: Analysis, p: Preset, scale: np.ndarray) -> Continuous:

@@ -10,6 +10,13 @@ Why the refinement: a flux peak marks the frame whose window gained the most, wh
 frame or two from the attack depending on the window (tens of ms) and the attack's shape.
 Haptics need the attack itself (touch after sound is noticed from about 24 ms), so each peak is
 moved to the start of the steepest 1 ms rise of a short-window log-energy envelope near it.
+
+The file's start is a special case, as nothing precedes it. When the recording starts loud (its
+first 20 ms within START_RANGE_DB of its loudest 20 ms: a hit or chord at 0 s) the first frame's
+flux is its rise from silence, at most the largest flux inside the file, so the start is an
+onset. Otherwise every peak within the first half window is dropped: there the STFT's zero
+padding would make the noise floor look like an attack. So is every peak within the last half
+window, where a recording cut off mid-sound leaks broadband energy into the spectrum.
 """
 
 from __future__ import annotations
@@ -17,7 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d, uniform_filter1d
+from scipy.ndimage import maximum_filter1d, median_filter, uniform_filter1d
+
+START_RANGE_DB = 30.0  # a peak in the first half window needs the start within this of the loudest part
+START_WINDOW = 0.02  # seconds of audio whose level decides whether the file starts with an attack
 
 
 @dataclass
@@ -47,8 +57,14 @@ def spectral_flux(magnitude: np.ndarray, bins: slice = slice(None), compression:
 
 
 def pick_peaks(novelty: np.ndarray, frame_rate: float, delta: float = 0.06, max_window: float = 0.02,
-               mean_window: tuple[float, float] = (0.1, 0.07)) -> np.ndarray:
-    """Frames where the novelty is a local maximum and rises `delta` above its moving mean.
+               mean_window: tuple[float, float] = (0.1, 0.07), min_ratio: float = 1.5,
+               median_window: float = 1.0) -> np.ndarray:
+    """Frames where the novelty is a local maximum, rises `delta` above its moving mean and is at
+    least `min_ratio` times its moving median.
+
+    The ratio test is what tells an attack from stationary noise: the flux of noise fluctuates
+    by up to about 1.3x its median frame to frame at any level, so without it a recording of hiss
+    (whose largest fluctuation becomes 1 after normalisation) would be full of onsets.
 
     Args:
         novelty: onset curve scaled to 0..1, [T].
@@ -56,6 +72,7 @@ def pick_peaks(novelty: np.ndarray, frame_rate: float, delta: float = 0.06, max_
         delta: margin above the local mean (in novelty units).
         max_window: a peak is the largest value within +-max_window seconds.
         mean_window: seconds before and after each frame averaged for the adaptive threshold.
+        min_ratio, median_window: the ratio test, against the median over `median_window` s.
 
     Returns:
         Increasing frame indices.
@@ -68,8 +85,10 @@ def pick_peaks(novelty: np.ndarray, frame_rate: float, delta: float = 0.06, max_
     # uniform_filter1d centres its window; shift it so it spans [k - before, k + after].
     size = before + after + 1
     local_mean = uniform_filter1d(novelty, size, mode="constant", origin=before - size // 2)
-    previous = np.concatenate([[np.inf], novelty[:-1]])  # on a plateau only its first frame counts
-    peaks = (novelty >= local_max) & (novelty > previous) & (novelty >= local_mean + delta)
+    previous = np.concatenate([[-np.inf], novelty[:-1]])  # on a plateau only its first frame counts
+    local_median = median_filter(novelty, max(3, round(median_window * frame_rate) | 1), mode="reflect")
+    peaks = ((novelty >= local_max) & (novelty > previous) & (novelty >= local_mean + delta)
+             & (novelty >= min_ratio * local_median))
     return np.flatnonzero(peaks)
 
 
@@ -159,6 +178,17 @@ def density_gate(times: np.ndarray, strength: np.ndarray, min_gap: float) -> np.
     return np.array(sorted(kept, key=lambda i: times[i]), dtype=int)
 
 
+def starts_loud(audio: np.ndarray, sample_rate: int) -> bool:
+    """Whether the first START_WINDOW seconds are within START_RANGE_DB of the loudest such block
+    (blocks laid end to end), i.e. whether the sound at 0 s can be an attack of its own."""
+    block = max(1, round(START_WINDOW * sample_rate))
+    n = len(audio) // block * block
+    if n == 0:
+        return True
+    energy = np.square(audio[:n], dtype=np.float64).reshape(-1, block).mean(axis=1)
+    return bool(energy[0] > 0 and 10 * np.log10(energy[0] / energy.max()) >= -START_RANGE_DB)
+
+
 def detect_onsets(audio: np.ndarray, sample_rate: int, magnitude: np.ndarray, hop_length: int,
                   min_gap: float = 0.08) -> Onsets:
     """Onsets of a mono signal from its |STFT| (centred frames `hop_length` apart).
@@ -171,11 +201,20 @@ def detect_onsets(audio: np.ndarray, sample_rate: int, magnitude: np.ndarray, ho
         min_gap: the density gate in seconds (50-200 ms suits haptics).
     """
     frame_rate = sample_rate / hop_length
+    loud_start = starts_loud(audio, sample_rate)
     flux = spectral_flux(magnitude)
+    if loud_start and flux.size > 1:
+        from_silence = spectral_flux(np.concatenate([np.zeros_like(magnitude[:, :1]), magnitude[:, :2]], axis=1))[1]
+        flux[0] = min(from_silence, float(flux[1:].max()))
     novelty = flux / max(float(flux.max(initial=0.0)), 1e-20)
     peaks = pick_peaks(novelty, frame_rate)
     rise, rise_times = attack_envelope(audio, sample_rate)
     times = np.clip(refine(peaks / frame_rate, rise, rise_times), 0.0, len(audio) / sample_rate)
     strength = novelty[peaks]
+    half_window = magnitude.shape[0] - 1  # n_fft / 2
+    inside = peaks * hop_length + half_window <= len(audio)  # a cut-off end leaks broadband, no attack
+    if not loud_start:
+        inside &= peaks * hop_length >= half_window  # the padding before a noise floor, no attack
+    peaks, times, strength = peaks[inside], times[inside], strength[inside]
     kept = density_gate(times, strength, min_gap)
     return Onsets(times=times[kept], strength=strength[kept], novelty=novelty)

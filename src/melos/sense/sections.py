@@ -3,14 +3,17 @@
     audio -> encoder rate -> windows (2 s, hop 1 s) -> mean over layers and frames -> [W, H]
           -> centred cosine self-similarity [W, W] -> Foote checkerboard novelty [W]
           -> peaks above an adaptive threshold, >= min_section apart -> boundaries (s)
-          -> sections, each with an intensity from its loudness relative to the whole track
+          -> sections, each with an intensity and a density from its loudness relative to the track
 
 Novelty k measures the change between window k - 1 and window k, so a boundary is dated midway
 between their centres. Intensity rule: clip(section mean RMS / track mean RMS, 0.6, 1.3), so a
 quiet intro is felt gentler and a loud chorus stronger; a track with one section keeps 1.0, as
 there is nothing to contrast it with. The reference is the track's mean, not its median: in
 sparse, percussive music most frames lie between hits, and a median would rate such a section
-against its own silences.
+against its own silences. Density rule: clip(the same ratio, 0.5, 1.0), the fraction of a
+section's onset transients kept (strongest first): a quiet intro is felt sparser as well as
+gentler, while a section at or above the track's loudness keeps every transient and its beat
+taps (e.g. a denser chorus against a sparse verse).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ..models.encoder import Encoder
 from .analysis import Section
 
 INTENSITY_RANGE = (0.6, 1.3)  # quietest and loudest section scale (mapping allows 0..1.5)
+DENSITY_RANGE = (0.5, 1.0)  # sparsest and densest section: fraction of onset transients kept
 MIN_NOVELTY = 0.05  # absolute floor on a boundary's novelty (novelty lies in -1..1)
 RESAMPLE_QUALITY = "HQ"  # as melos.audio
 
@@ -169,5 +173,5 @@ def sections(audio: np.ndarray, sample_rate: int, encoder: Encoder, rms_envelope
     duration = np.shape(audio)[-1] / sample_rate
     times, embeddings = window_embeddings(audio, sample_rate, encoder, window, window_hop)
     edges = [0.0, *boundaries(novelty(embeddings, kernel), times, min_section), duration]
-    return [Section(round(a, 3), round(b, 3), intensity=round(i, 3))
+    return [Section(round(a, 3), round(b, 3), intensity=round(i, 3), density=round(float(np.clip(i, *DENSITY_RANGE)), 3))
             for a, b, i in zip(edges[:-1], edges[1:], intensities(rms_envelope, hop, edges))]
