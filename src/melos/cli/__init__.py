@@ -12,7 +12,7 @@ import sys
 from types import ModuleType
 from typing import Sequence
 
-from . import data, embed, features, merge, probe, quickstart, report, sense, train
+from . import data, embed, features, lm, merge, probe, quickstart, report, sense, train
 
 # command name -> module, in the order `melos --help` lists them (pretrain and adapt share a module)
 COMMANDS: dict[str, ModuleType] = {
@@ -26,6 +26,7 @@ COMMANDS: dict[str, ModuleType] = {
     "merge": merge,
     "embed": embed,
     "sense": sense,
+    "lm": lm,
 }
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from ..teachers.encodec_tokens import EncodecTokenizer
 from ..teachers.random_projection import MelTokenizer, RandomProjectionTokenizer
 from ..utils.atomic import atomic_dir
 from .recipe import Recipe, RecipeStage, TeacherSpec
-from .trainer import Stage, Trainer
+from .trainer import Stage, Trainer, join_torchrun
 
 log = logging.getLogger(__name__)
 HEADS = "heads.safetensors"
@@ -147,10 +146,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
     `allow_truncated` trains on what decodes of files cut short (each logged once) instead of
     leaving them out."""
     out = Path(out)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():  # launched by torchrun
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-        if device == "cuda":
-            device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    device = join_torchrun(device)
     torch.manual_seed(recipe.seed)
     source = init or recipe.model
     encoder = load_encoder(source)

@@ -56,8 +56,21 @@ class Stage:
             raise ValueError(f"stage {self.name!r}: schedule must be one of {', '.join(SCHEDULES)}")
 
 
+def join_torchrun(device: str) -> str:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); returns the device this
+    process trains on ("cuda" becomes "cuda:<LOCAL_RANK>")."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        if device == "cuda":
+            device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    return device
+
+
 class Batches(Protocol):
-    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, list[str]]: ...
+    """Draws global batch `step`: audio [B, N] (or a dict of per-row lists with a "seconds" list,
+    passed to the objective as is), and the rows' names."""
+
+    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor | dict[str, list], list[str]]: ...
 
 
 class NonFiniteError(RuntimeError):
@@ -65,8 +78,8 @@ class NonFiniteError(RuntimeError):
 
 
 class Trainer:
-    """Runs `stages` in order on `objective` (a module whose forward(audio, generator) returns a
-    dict with "loss"), drawing data from `batches(stage)` (each stage has its own mix), writing `metrics.jsonl`, `checkpoints/last.pt` and, after each stage,
+    """Runs `stages` in order on `objective` (a module whose forward(batch, generator, clip_seeds)
+    returns a dict with "loss"), drawing data from `batches(stage)` (each stage has its own mix), writing `metrics.jsonl`, `checkpoints/last.pt` and, after each stage,
     `on_stage_end(stage, out_dir / stage.name)` (e.g. save the encoder in the official layout)."""
 
     def __init__(self, objective: nn.Module, batches: Callable[[Stage], Batches], stages: list[Stage],
@@ -181,15 +194,19 @@ class Trainer:
         n_seconds = 0.0
         for micro in range(stage.accumulation):
             draw = (index * 1_000_003 + step) * stage.accumulation + micro
-            audio, _ = batcher.batch(draw, stage.batch_size)  # the global batch, same on every process
+            batch, _ = batcher.batch(draw, stage.batch_size)  # the global batch, same on every process
             rows = slice(self.rank * stage.batch_size // self.world, (self.rank + 1) * stage.batch_size // self.world)
             clip_seeds = [(self.seed * 7_919 + draw) * 1_009 + i for i in range(stage.batch_size)][rows]
-            audio = audio[rows]
-            n_seconds += audio.numel() / self.objective.sample_rate
+            if isinstance(batch, torch.Tensor):  # audio [B, N]
+                inputs = batch[rows].to(self.device)
+                n_seconds += inputs.numel() / self.objective.sample_rate
+            else:  # per-row values by name; "seconds" holds each row's audio length
+                inputs = {key: values[rows] for key, values in batch.items()}
+                n_seconds += float(sum(inputs["seconds"]))
             generator = torch.Generator().manual_seed(self.seed * 7_919 + draw)
             with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision],
                                 enabled=self.precision != "float32"):
-                metrics = model(audio.to(self.device), generator=generator, clip_seeds=clip_seeds)
+                metrics = model(inputs, generator=generator, clip_seeds=clip_seeds)
             self.scaler.scale(metrics["loss"] / stage.accumulation).backward()
             values = torch.stack([v.detach().float() for v in metrics.values()])
             if self.world > 1:  # every process must agree on the logged loss and on skipping

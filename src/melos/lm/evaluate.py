@@ -1,0 +1,122 @@
+"""`melos lm eval`: multiple-choice accuracy MuChoMusic's way, and whether the model listens.
+
+    questions -> MuChoMusic prompt after the audio -> greedy answer -> letter (or option text) -> score
+
+`--audio-ablation` asks the same questions with the audio replaced: `noise` (Gaussian noise at
+the clip's RMS), `silence` (zeros of the clip's length) or `shuffle` (another question's clip, a
+fixed derangement). The accuracy drop from the real audio is what listening is worth: a model
+that does not drop answers from the text alone. Intervals are 95% bootstrap intervals over
+questions; the drop's interval comes from resampling the same questions in both runs (paired).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..audio import load
+from .audio_features import AudioFeaturizer, Clip
+from .model import MusicLM
+from .muchomusic import Question, parse_answer, prompt, score
+from .prompting import AUDIO_MARKER, collate, encode_conversation
+
+ABLATIONS = ("none", "noise", "silence", "shuffle")
+
+
+@dataclass
+class Answered:
+    """Outputs of one run over the questions and their scores."""
+
+    ablation: str
+    outputs: list[str]
+    scores: dict
+
+
+def clip_of(question: Question) -> Clip:
+    return Clip(question.audio)
+
+
+def features_for(questions: list[Question], featurizer: AudioFeaturizer, ablation: str, seed: int = 0,
+                 progress: bool = False) -> list[torch.Tensor]:
+    """Pooled features [L, N, H] of each question's audio, or of its replacement under `ablation`."""
+    from tqdm.auto import tqdm
+
+    if ablation not in ABLATIONS:
+        raise ValueError(f"audio ablation must be one of {', '.join(ABLATIONS)}, got {ablation!r}")
+    order = list(range(len(questions)))
+    if ablation == "shuffle":
+        order = derangement(len(questions), seed)
+    out = []
+    rng = np.random.default_rng(seed)
+    rate = featurizer.encoder.sample_rate
+    for i in tqdm(order, desc=f"audio ({ablation})", unit="clip", disable=not progress, dynamic_ncols=True):
+        clip = clip_of(questions[i])
+        if ablation in ("none", "shuffle"):
+            out.append(featurizer.clip_features(clip))
+            continue
+        audio = load(clip.path, rate, mono=True).reshape(-1).numpy()
+        if ablation == "noise":
+            rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+            audio = (rms * rng.standard_normal(len(audio))).astype(np.float32)
+        else:
+            audio = np.zeros_like(audio)
+        out.append(featurizer.features(audio, rate, name=clip.path))
+    return out
+
+
+def derangement(n: int, seed: int) -> list[int]:
+    """A permutation of range(n) with no fixed point (identity for n < 2)."""
+    if n < 2:
+        return list(range(n))
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(n)
+        if not np.any(order == np.arange(n)):
+            return order.tolist()
+
+
+@torch.no_grad()
+def answer(model: MusicLM, tokenizer, questions: list[Question], features: list[torch.Tensor],
+           batch_size: int = 8, max_new_tokens: int = 16, progress: bool = False) -> list[str]:
+    """Greedy answers, one per question, to MuChoMusic's prompt after the audio."""
+    from tqdm.auto import tqdm
+
+    model.eval()
+    device = next(model.parameters()).device
+    outputs: list[str] = []
+    starts = range(0, len(questions), batch_size)
+    for start in tqdm(starts, desc="answer", unit="batch", disable=not progress, dynamic_ncols=True):
+        chunk = list(zip(questions[start:start + batch_size], features[start:start + batch_size]))
+        examples = [encode_conversation(tokenizer, [(f"{AUDIO_MARKER}\n{prompt(q)}", None)], [f.shape[1]],
+                                        model.config.audio_token_ids) for q, f in chunk]
+        batch = collate(examples, tokenizer.pad_token_id, left=True)
+        new = model.generate(batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                             audio_features=[f for _, f in chunk], max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        outputs.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+    return outputs
+
+
+def evaluate(model: MusicLM, tokenizer, questions: list[Question], featurizer: AudioFeaturizer,
+             ablation: str = "none", batch_size: int = 8, seed: int = 0, progress: bool = False) -> Answered:
+    """Answer and score `questions` with the audio as given or replaced (see ABLATIONS)."""
+    features = features_for(questions, featurizer, ablation, seed, progress)
+    outputs = answer(model, tokenizer, questions, features, batch_size, progress=progress)
+    return Answered(ablation, outputs, score(questions, outputs))
+
+
+def paired_drop(correct: list[bool], ablated: list[bool], seed: int = 0, n_boot: int = 2000) -> tuple[float, float, float]:
+    """Accuracy with the audio minus accuracy with it replaced, and its 95% paired bootstrap interval."""
+    a, b = np.asarray(correct, float), np.asarray(ablated, float)
+    if len(a) != len(b) or len(a) == 0:
+        raise ValueError("paired_drop needs two equally long, non-empty lists")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(a), (n_boot, len(a)))
+    drops = a[picks].mean(axis=1) - b[picks].mean(axis=1)
+    return float(a.mean() - b.mean()), float(np.percentile(drops, 2.5)), float(np.percentile(drops, 97.5))
+
+
+__all__ = ["ABLATIONS", "Answered", "answer", "derangement", "evaluate", "features_for", "paired_drop",
+           "parse_answer"]

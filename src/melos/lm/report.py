@@ -1,0 +1,77 @@
+"""Scores of a trained model on multiple-choice questions, with and without its audio, as one
+results dict and a few printable lines (`melos lm eval`, `melos lm demo`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .evaluate import evaluate, paired_drop
+from .model import MusicLM
+from .muchomusic import Question, accuracy_interval, missing_audio, read_questions, shuffled
+from .train import featurizer_of
+
+log = logging.getLogger(__name__)
+
+
+def load_model(folder: str | Path):
+    """A MusicLM and its tokenizer from a folder `melos lm train` wrote."""
+    from transformers import AutoTokenizer
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder}: no config.json; pass a folder `melos lm train` wrote (OUT/<stage>)")
+    return MusicLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+
+
+def evaluate_model(model_dir: str | Path, questions_file: str | Path, audio_root: str | None = None,
+                   ablations: list[str] = ("none",), batch_size: int = 8, seed: int = 0,
+                   feature_cache: str | None = "cache/lm-features", progress: bool = True) -> dict:
+    """Read, shuffle (seeded) and answer the questions under each ablation; accuracies with 95%
+    intervals, per category, and each ablation's paired accuracy drop."""
+    questions = [shuffled(q, seed) for q in read_questions(questions_file, audio_root)]
+    missing = missing_audio(questions)
+    if missing:
+        raise FileNotFoundError(f"{questions_file}: {len(missing)} questions' audio is missing, e.g. {missing[0]}")
+    model, tokenizer = load_model(model_dir)
+    return score_runs(model, tokenizer, questions, ablations, batch_size, seed, feature_cache, progress)
+
+
+def score_runs(model: MusicLM, tokenizer, questions: list[Question], ablations: list[str], batch_size: int = 8,
+               seed: int = 0, feature_cache: str | None = None, progress: bool = True) -> dict:
+    """The results dict of `evaluate_model` for questions already read."""
+    featurizer = featurizer_of(model, feature_cache)
+    runs = {a: evaluate(model, tokenizer, questions, featurizer, a, batch_size, seed, progress) for a in ablations}
+    results: dict = {"n_questions": len(questions), "chance": 1 / 4, "runs": {}}
+    base = runs[ablations[0]].scores["correct"]
+    for name, run in runs.items():
+        s = run.scores
+        low, high = accuracy_interval(s["correct"], seed)
+        row = {"accuracy": s["accuracy"], "interval": [low, high], "instruction_following": s["instruction_following"],
+               "per_category": {}, "outputs": run.outputs[:20]}
+        for group, values in s["per_category"].items():
+            members = [c for q, c in zip(questions, s["correct"]) if group in q.categories]
+            row["per_category"][group] = {**values, "interval": list(accuracy_interval(members, seed))}
+        if name != ablations[0]:
+            drop, lo, hi = paired_drop(base, s["correct"], seed)
+            row["drop"] = {"accuracy": drop, "interval": [lo, hi]}
+        results["runs"][name] = row
+    return results
+
+
+def summary_lines(results: dict) -> list[str]:
+    """One line per run and per category of the first run."""
+    lines = [f"{results['n_questions']} questions, chance {results['chance']:.2f}"]
+    for name, row in results["runs"].items():
+        lo, hi = row["interval"]
+        line = (f"  audio {name:8s} accuracy {row['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]  "
+                f"instruction following {row['instruction_following']:.3f}")
+        if "drop" in row:
+            d = row["drop"]
+            line += f"  drop {d['accuracy']:+.3f} [{d['interval'][0]:+.3f}, {d['interval'][1]:+.3f}]"
+        lines.append(line)
+    first = next(iter(results["runs"].values()))
+    for group, values in first["per_category"].items():
+        lo, hi = values["interval"]
+        lines.append(f"    {group:28s} n={values['n']:4d} accuracy {values['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]")
+    return lines
