@@ -15,13 +15,13 @@ from melos.lm.prompting import AUDIO_MARKER
 from melos.lm.report import load_model, score_runs
 from melos.lm.rows import Row, Turn, write_rows
 from melos.lm.toy import ToyLMConfig, write_toy_lm
-from melos.lm.train import LMObjective, LMRecipe, LMStage, build_model, featurizer_of, load_recipe, prepare
+from melos.lm.training import LMObjective, LMRecipe, LMStage, build_model, featurizer_of, load_recipe, prepare
+from melos.models import load_encoder
 from melos.training.trainer import Trainer
 
 SR = 24000
-FREQS = (110.0, 220.0, 440.0, 880.0)
-QUESTION = "Which tone is this?"
-OPTIONS = ("bass", "tenor", "alto", "soprano")
+QUESTION = "Which sound is this?"
+OPTIONS = ("hum", "whistle", "hiss", "clicks")
 SMALL = ToyLMConfig(vocab_size=300, hidden_size=64, layers=2, heads=4, kv_heads=2, intermediate_size=128)
 
 
@@ -32,21 +32,30 @@ def question(k: int, path: str) -> Question:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """Four 1 s tones and, per tone, a caption row and a MuChoMusic-style question row answered
-    with the option's text, as `melos lm demo` trains."""
+    """Four 1 s sounds (a 150 Hz hum, a 3 kHz whistle, white noise, a click train) and, per sound,
+    a caption row and a MuChoMusic-style question row answered with the option's text, as
+    `melos lm demo` trains."""
     root = tmp_path_factory.mktemp("lmdata")
+    torch.manual_seed(0)
+    load_encoder("mert-tiny").save_pretrained(root / "encoder")  # a folder: the same weights at every load
     t = np.arange(SR) / SR
+    clicks = np.zeros(SR)
+    clicks[::SR // 8] = 1.0
+    sounds = (0.5 * np.sin(2 * np.pi * 150 * t), 0.5 * np.sin(2 * np.pi * 3000 * t),
+              0.3 * np.random.default_rng(0).standard_normal(SR), clicks)
     questions = []
-    for k, f in enumerate(FREQS):
-        sf.write(root / f"tone{k}.wav", 0.5 * np.sin(2 * np.pi * f * t), SR)
+    for k, sound in enumerate(sounds):
+        sf.write(root / f"tone{k}.wav", sound, SR)
         questions.append(question(k, str(root / f"tone{k}.wav")))
-    captions = [Row(f"c{k}", q.audio, [Turn(f"{AUDIO_MARKER}\nDescribe this music.", f"a {OPTIONS[k]} tone")])
+    captions = [Row(f"c{k}", q.audio, [Turn(f"{AUDIO_MARKER}\nDescribe this music.", f"a {OPTIONS[k]}")])
                 for k, q in enumerate(questions)]
     rows = [Row(q.id, q.audio, [Turn(f"{AUDIO_MARKER}\n{prompt(q)}", q.options[q.answer])]) for q in questions]
     write_rows(captions, root / "captions.jsonl")
     write_rows(rows, root / "instructions.jsonl")
-    texts = [f"User: {prompt(q)}\nAssistant: {q.options[q.answer]}" for q in questions] + ["a bass tone"] * 4
-    write_toy_lm(root / "lm", texts * 10, SMALL, steps=150, batch_size=8, lr=1e-2)  # knows the answer format
+    conversations = [[(prompt(q), q.options[q.answer])] for q in questions]
+    texts = [f"User: {prompt(q)}\nAssistant: {q.options[q.answer]}" for q in questions] + ["a hum"] * 4
+    write_toy_lm(root / "lm", texts * 10, SMALL, conversations=conversations, steps=100, batch_size=8,
+                 lr=1e-2)  # knows the answer format
     (root / "questions.json").write_text(json.dumps([
         {"question_id": q.id, "question": q.question, "correct_answer": q.options[q.answer],
          **{f"distractor_{i}_answer": o for i, o in enumerate([o for o in q.options if o != q.options[q.answer]], 1)},
@@ -59,11 +68,11 @@ def recipe(root, **changes) -> LMRecipe:
                       trainable=["model.connector.*"]),
               LMStage(name="instruct", steps=2, lr_max=1e-3, lr_min=1e-4, batch_size=2, data="instructions",
                       trainable=["model.connector.*", "*lora_*"])]
-    fields = dict(encoder="mert-tiny", lm=str(root / "lm"), captions=str(root / "captions.jsonl"),
+    fields = dict(encoder=str(root / "encoder"), lm=str(root / "lm"), captions=str(root / "captions.jsonl"),
                   instructions=str(root / "instructions.jsonl"), layers=[-2, -1], stride=15, stages=stages,
                   feature_cache=str(root / "cache"), lora=dict(r=4, alpha=8, dropout=0.0,
                                                                target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
-    from melos.lm.train import LoRA
+    from melos.lm.training import LoRA
 
     fields["lora"] = LoRA(**fields["lora"])
     return LMRecipe(**(fields | changes))
@@ -97,7 +106,7 @@ def test_a_tiny_model_learns_to_tell_four_clips_apart_by_listening(data, tmp_pat
     r = recipe(data, feature_cache=str(tmp_path / "cache"),
                stages=[LMStage(name="instruct", steps=120, lr_max=1e-2, lr_min=1e-3, batch_size=4, data="instructions",
                                warmup_fraction=0.0, trainable=["model.connector.*", "*lora_*"])])
-    from melos.lm.train import train
+    from melos.lm.training import train
 
     folder = train(r, tmp_path / "run", progress=False)
     losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -105,7 +114,7 @@ def test_a_tiny_model_learns_to_tell_four_clips_apart_by_listening(data, tmp_pat
     model, tokenizer = load_model(folder)
     qs = [question(k, str(data / f"tone{k}.wav")) for k in range(4)]
     results = score_runs(model, tokenizer, qs, ["none", "silence"], batch_size=4, progress=False)
-    assert results["runs"]["none"]["accuracy"] == 1.0
+    assert results["runs"]["none"]["accuracy"] == 1.0, (results["runs"]["none"]["outputs"], losses[-10:])
     assert results["runs"]["silence"]["accuracy"] <= 0.5  # one answer for all four silent clips: at most 1/4 right
 
 
@@ -140,7 +149,8 @@ def test_bad_input_is_named(data, tmp_path, capsys):
     assert "gone: missing audio" in capsys.readouterr().err
     no_tokenizer = tmp_path / "bare-lm"
     no_tokenizer.mkdir()
-    (no_tokenizer / "config.json").write_text((data / "lm" / "config.json").read_text())
+    for name in ("config.json", "model.safetensors"):
+        (no_tokenizer / name).write_bytes((data / "lm" / name).read_bytes())
     assert main(["lm", "train", str(path), "--out", str(tmp_path / "run2"), "--no-progress",
                  "--set", f"lm={no_tokenizer}"]) == 2
     assert "no tokenizer" in capsys.readouterr().err

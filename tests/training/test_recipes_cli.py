@@ -31,7 +31,9 @@ def write_corpus(folder: Path, name: str, n: int, seed: int) -> Path:
 
 @pytest.mark.parametrize("name", sorted(p.name for p in RECIPES.glob("*.yaml") if p.name != "quickstart.yaml"))
 def test_shipped_recipes_parse(name):
-    recipe = load_recipe(RECIPES / name)
+    from melos.lm.training import load_recipe as load_lm_recipe
+
+    recipe = (load_lm_recipe if name.startswith("lm-") else load_recipe)(RECIPES / name)
     assert recipe.stages and all(s.steps > 0 and s.lr_max >= s.lr_min for s in recipe.stages)
 
 

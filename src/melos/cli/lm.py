@@ -78,7 +78,7 @@ def run(lm_command: str, **kwargs) -> int:
 
 
 def train(recipe: str, out: str, overrides: list[str], progress: bool) -> int:
-    from ..lm.train import load_recipe, train as run_train
+    from ..lm.training import load_recipe, train as run_train
 
     folder = run_train(load_recipe(recipe, overrides), out, progress=progress)
     print(f"model -> {folder}")

@@ -1,1 +1,15 @@
-"""Music-language model: a melos encoder connected to a causal LM (`melos lm`)."""
+"""Music-language model: a melos encoder connected to a causal LM (`melos lm`).
+
+    from melos.lm import MusicLM, load_recipe, train
+    model_dir = train(load_recipe("recipes/lm-toy.yaml", ["encoder=mert-tiny", "lm=toy-lm"]), "runs/lm")
+    model = MusicLM.from_pretrained(model_dir)
+"""
+
+from .audio_features import AudioFeaturizer, Clip
+from .model import MusicLM, MusicLMConfig
+from .muchomusic import Question, read_questions, score
+from .report import evaluate_model, load_model
+from .training import LMRecipe, load_recipe, train
+
+__all__ = ["AudioFeaturizer", "Clip", "LMRecipe", "MusicLM", "MusicLMConfig", "Question", "evaluate_model",
+           "load_model", "load_recipe", "read_questions", "score", "train"]

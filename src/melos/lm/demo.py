@@ -27,7 +27,7 @@ from .report import load_model, score_runs, summary_lines
 from .rows import Row, Turn, write_rows
 from .synthetic import corpus_rows
 from .toy import ToyLMConfig, write_toy_lm
-from .train import load_recipe, train
+from .training import load_recipe, train
 
 RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "lm-toy.yaml"
 TRAIN_CLIPS, EVAL_CLIPS, SECONDS = 60, 25, 5.0  # per tradition
@@ -89,9 +89,12 @@ def run_demo(out: str | Path, encoder: str, recipe: str | None = None, overrides
 
     lm_dir = out / "toy-lm"
     if not (lm_dir / "config.json").is_file():
-        texts = [f"{USER}{r.turns[0].user}{ASSISTANT}{r.turns[0].assistant}" for r in train_rows.captions]
-        texts += [f"{USER}{prompt(q)}{ASSISTANT}{answer_text(q)}" for q in questions]
-        write_toy_lm(lm_dir, texts, ToyLMConfig(), seed=seed, steps=TEXT_STEPS, lr=TEXT_LR, progress=progress)
+        conversations = [[(r.turns[0].user.replace(f"{AUDIO_MARKER}\n", ""), r.turns[0].assistant)]
+                         for r in train_rows.captions]
+        conversations += [[(prompt(q), answer_text(q))] for q in questions]
+        texts = [f"{USER}{user}{ASSISTANT}{answer}" for (user, answer), in conversations]
+        write_toy_lm(lm_dir, texts, ToyLMConfig(), seed=seed, conversations=conversations, steps=TEXT_STEPS,
+                     lr=TEXT_LR, progress=progress)
 
     settings = [f"encoder={encoder}", f"lm={lm_dir}", f"captions={out / 'captions.jsonl'}",
                 f"instructions={out / 'instructions.jsonl'}", f"feature_cache={out / 'cache'}", *overrides]

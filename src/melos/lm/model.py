@@ -14,6 +14,7 @@ not part of the saved weights (it is frozen, and large): the config names its so
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -21,8 +22,9 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from ..models import Encoder, load_encoder
+from ..models import Encoder, list_presets, load_encoder
 
+log = logging.getLogger(__name__)
 FUSIONS = ("weighted", "concat", "mean")
 AUDIO_TOKENS = {"start": "<|audio_start|>", "audio": "<|audio|>", "end": "<|audio_end|>"}
 
@@ -126,6 +128,10 @@ class MusicLM(PreTrainedModel):
     def encoder(self) -> Encoder:
         """The frozen audio encoder, loaded from `config.encoder` on first use."""
         if self._encoder is None:
+            if self.config.encoder.lower() in list_presets():
+                log.warning("encoder %r is a preset: random weights, different at every load; the connector was "
+                            "trained on other features. Save the encoder and name its folder instead",
+                            self.config.encoder)
             self.__dict__["_encoder"] = load_encoder(self.config.encoder).eval().requires_grad_(False)
         return self._encoder
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from .evaluate import evaluate, paired_drop
 from .model import MusicLM
 from .muchomusic import Question, accuracy_interval, missing_audio, read_questions, shuffled
-from .train import featurizer_of
+from .training import featurizer_of
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..utils.atomic import atomic_dir
+from .prompting import encode_conversation
 
 SPECIAL_TOKENS = ["<|pad|>", "<|endoftext|>"]
 
@@ -45,10 +46,15 @@ def train_tokenizer(texts: list[str], vocab_size: int):
 
 
 def write_toy_lm(out: str | Path, texts: list[str], config: ToyLMConfig = ToyLMConfig(), seed: int = 0,
-                 steps: int = 0, batch_size: int = 16, lr: float = 2e-3, progress: bool = False) -> Path:
-    """Train a tokenizer on `texts`, build a Qwen3-style LM for it, pre-train it on `texts` for
-    `steps` (next-token loss, each text closed by eos), and write both to `out` (appears only once
-    complete); returns `out`."""
+                 conversations: list[list[tuple[str, str]]] = (), steps: int = 0, batch_size: int = 16,
+                 lr: float = 2e-3, progress: bool = False) -> Path:
+    """Train a tokenizer on `texts`, build a Qwen3-style LM for it, pre-train it for `steps` on
+    `conversations` ((user, answer) turns without audio), and write both to `out` (appears only
+    once complete); returns `out`.
+
+    The conversations are tokenized exactly as `melos lm train` will tokenize them
+    (`prompting.encode_conversation`: each piece on its own), so the LM learns the token
+    sequences it will meet, not those of the joined text, whose BPE merges differ at the seams."""
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
@@ -61,21 +67,25 @@ def write_toy_lm(out: str | Path, texts: list[str], config: ToyLMConfig = ToyLMC
         tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.eos_token_id))
     if steps:
-        pretrain(lm, tokenizer, texts, steps, batch_size, lr, seed, progress)
+        sequences = [encode_conversation(tokenizer, turns, [], {})[0] for turns in conversations]
+        pretrain(lm, tokenizer, sequences, steps, batch_size, lr, seed, progress)
     with atomic_dir(out) as folder:
         lm.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
     return Path(out)
 
 
-def pretrain(lm, tokenizer, texts: list[str], steps: int, batch_size: int, lr: float, seed: int,
+def pretrain(lm, tokenizer, sequences: list[list[int]], steps: int, batch_size: int, lr: float, seed: int,
              progress: bool = False) -> list[float]:
-    """Next-token training of `lm` on random batches of `texts` (AdamW, linear decay); returns the losses."""
+    """Next-token training of `lm` on random batches of token `sequences` (AdamW, linear decay);
+    returns the losses."""
     import numpy as np
     import torch
     from tqdm.auto import tqdm
 
-    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in texts]
+    if not sequences:
+        raise ValueError("text pre-training needs at least one conversation")
+    encoded = sequences
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.AdamW(lm.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)
@@ -92,6 +102,6 @@ def pretrain(lm, tokenizer, texts: list[str], steps: int, batch_size: int, lr: f
         torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
         optimizer.step()
         schedule.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     lm.eval()
     return losses

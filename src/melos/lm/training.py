@@ -33,6 +33,7 @@ from .rows import Row, check_audio, read_rows
 
 log = logging.getLogger(__name__)
 DATA = ("captions", "instructions", "all")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
 @dataclass
@@ -144,10 +145,13 @@ def build_model(recipe: LMRecipe) -> tuple[MusicLM, object]:
     lm_dir = Path(recipe.lm).expanduser()
     if not (lm_dir / "config.json").is_file():
         raise FileNotFoundError(f"{lm_dir}: not a Hugging Face model folder (no config.json); melos never downloads")
+    if not any((lm_dir / name).is_file() for name in TOKENIZER_FILES):
+        raise FileNotFoundError(f"{lm_dir}: no tokenizer in the LM folder (none of {', '.join(TOKENIZER_FILES)}); "
+                                "save the LM's tokenizer beside its weights")
     try:
         tokenizer = AutoTokenizer.from_pretrained(lm_dir, local_files_only=True)
     except (OSError, ValueError, TypeError) as error:
-        raise FileNotFoundError(f"{lm_dir}: no tokenizer could be loaded from the LM folder ({error})") from None
+        raise FileNotFoundError(f"{lm_dir}: the tokenizer could not be loaded ({error})") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     encoder = load_encoder(recipe.encoder)
@@ -179,7 +183,7 @@ def prepare(rows: list[Row], model: MusicLM, tokenizer, featurizer: AudioFeaturi
     for row in tqdm(rows, desc="features", unit="clip", disable=not progress, dynamic_ncols=True):
         try:
             features = featurizer.clip_features(Clip(row.audio, row.offset, row.duration))
-        except AudioError as error:
+        except (AudioError, ValueError) as error:  # unreadable, or longer than max_audio_seconds
             raise ValueError(f"row {row.id!r}: {error}") from None
         turns = [(t.user, t.assistant) for t in row.turns]
         if AUDIO_MARKER not in turns[0][0]:
