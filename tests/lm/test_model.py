@@ -118,3 +118,22 @@ def test_save_and_load_round_trip(built, tmp_path):
     ids, _ = encode_conversation(tokenizer, [(f"{AUDIO_MARKER} what?", None)], [3], model.config.audio_token_ids)
     ids = torch.tensor([ids])
     torch.testing.assert_close(back(ids, audio_features=features).logits, model(ids, audio_features=features).logits)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(built):
+    model, tokenizer = built
+    features = [torch.randn(2, 3, model.config.encoder_hidden_size)]
+    ids, labels = encode_conversation(tokenizer, [(f"{AUDIO_MARKER} what?", "a hum")], [3],
+                                      model.config.audio_token_ids)
+    ids, labels = torch.tensor([ids]), torch.tensor([labels])
+
+    def grads() -> list[torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        model(ids, labels=labels, audio_features=features).loss.backward()
+        return [p.grad.clone() for p in model.connector.parameters()]
+
+    model.train()
+    plain = grads()
+    model.gradient_checkpointing_enable()
+    for a, b in zip(plain, grads()):
+        torch.testing.assert_close(a, b)

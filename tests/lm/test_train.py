@@ -136,6 +136,11 @@ def test_cli_train_then_eval_with_an_ablation(data, tmp_path, capsys):
     assert set(results["runs"]) == {"none", "noise"} and results["n_questions"] == 4
     assert "drop" in results["runs"]["noise"] and "knowledge/pitch" in results["runs"]["none"]["per_category"]
     assert "audio noise" in capsys.readouterr().out
+    assert main(["lm", "eval", str(tmp_path / "run" / "align"), str(data / "captions.jsonl"), "--task", "caption",
+                 "--out", str(tmp_path / "cap"), "--no-progress", "--feature-cache", str(tmp_path / "cache")]) == 0
+    captions = json.loads((tmp_path / "cap" / "results.json").read_text())
+    assert captions["n"] == 4 and 0 <= captions["rouge_l"] <= 1 and "sacrebleu" in captions["definitions"]["bleu"]
+    assert captions["examples"][0]["reference"] == "a hum"
 
 
 def test_bad_input_is_named(data, tmp_path, capsys):

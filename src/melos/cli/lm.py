@@ -49,7 +49,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                   "--audio-ablation repeats the questions with the audio replaced and reports "
                                   "the accuracy drop (paired interval): a model that does not drop does not listen.")
     q.add_argument("model", help="a folder `melos lm train` wrote (OUT/<stage>)")
-    q.add_argument("questions", help="MuChoMusic CSV/JSON (local file)")
+    q.add_argument("questions", help="MuChoMusic CSV/JSON (local file); with --task caption, JSONL rows whose first "
+                                     "answer is the reference caption")
+    q.add_argument("--task", choices=["muchomusic", "caption"], default="muchomusic",
+                   help="muchomusic: multiple choice (default); caption: generate captions, score BLEU (sacrebleu "
+                        "corpus BLEU-4, 13a tokens) and ROUGE-L (rouge-score, stemmed F-measure)")
     q.add_argument("--audio-root", default=None, help="folder relative audio paths start from")
     q.add_argument("--audio-ablation", action="append", default=[], choices=["noise", "silence", "shuffle"],
                    help="also answer with the audio replaced (repeatable)")
@@ -74,6 +78,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(lm_command: str, **kwargs) -> int:
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # weight-loading bars and notices; melos reports its own progress
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # peft
     return {"train": train, "eval": evaluate, "demo": demo}[lm_command](**kwargs)
 
 
@@ -85,14 +96,22 @@ def train(recipe: str, out: str, overrides: list[str], progress: bool) -> int:
     return 0
 
 
-def evaluate(model: str, questions: str, audio_root: str | None, audio_ablation: list[str], out: str | None,
-             batch_size: int, seed: int, feature_cache: str, progress: bool) -> int:
-    from ..lm.report import evaluate_model, summary_lines
+def evaluate(model: str, questions: str, task: str, audio_root: str | None, audio_ablation: list[str],
+             out: str | None, batch_size: int, seed: int, feature_cache: str, progress: bool) -> int:
+    from ..lm.report import caption_model, evaluate_model, summary_lines
     from ..utils.atomic import write_text
 
-    results = evaluate_model(model, questions, audio_root, ["none", *audio_ablation], batch_size, seed, feature_cache,
-                             progress)
-    print("\n".join(summary_lines(results)))
+    if task == "caption":
+        if audio_ablation:
+            raise ValueError("--audio-ablation applies to --task muchomusic")
+        results = caption_model(model, questions, audio_root, batch_size, feature_cache, progress)
+        print(f"{results['n']} captions: BLEU {results['bleu']:.2f}, ROUGE-L {results['rouge_l']:.3f}")
+        for name, definition in results["definitions"].items():
+            print(f"  {name}: {definition}")
+    else:
+        results = evaluate_model(model, questions, audio_root, ["none", *audio_ablation], batch_size, seed,
+                                 feature_cache, progress)
+        print("\n".join(summary_lines(results)))
     if out:
         path = write_text(Path(out) / "results.json", json.dumps(results, indent=2))
         print(f"results -> {path}")

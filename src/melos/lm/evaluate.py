@@ -21,6 +21,7 @@ from .audio_features import AudioFeaturizer, Clip
 from .model import MusicLM
 from .muchomusic import Question, parse_answer, prompt, score
 from .prompting import AUDIO_MARKER, collate, encode_conversation
+from .rows import Row
 
 ABLATIONS = ("none", "noise", "silence", "shuffle")
 
@@ -107,6 +108,32 @@ def evaluate(model: MusicLM, tokenizer, questions: list[Question], featurizer: A
     return Answered(ablation, outputs, score(questions, outputs))
 
 
+@torch.no_grad()
+def describe(model: MusicLM, tokenizer, rows: list[Row], featurizer: AudioFeaturizer, batch_size: int = 8,
+             max_new_tokens: int = 64, progress: bool = False) -> list[str]:
+    """Greedy answers to each row's first user turn (its audio, its caption instruction)."""
+    from tqdm.auto import tqdm
+
+    model.eval()
+    device = next(model.parameters()).device
+    outputs: list[str] = []
+    for start in tqdm(range(0, len(rows), batch_size), desc="caption", unit="batch", disable=not progress,
+                      dynamic_ncols=True):
+        chunk = rows[start:start + batch_size]
+        features = [featurizer.clip_features(Clip(r.audio, r.offset, r.duration)) for r in chunk]
+        examples = []
+        for row, f in zip(chunk, features):
+            user = row.turns[0].user
+            user = user if AUDIO_MARKER in user else f"{AUDIO_MARKER}\n{user}"
+            examples.append(encode_conversation(tokenizer, [(user, None)], [f.shape[1]], model.config.audio_token_ids))
+        batch = collate(examples, tokenizer.pad_token_id, left=True)
+        new = model.generate(batch["input_ids"].to(device), batch["attention_mask"].to(device), audio_features=features,
+                             max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id)
+        outputs.extend(text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True))
+    return outputs
+
+
 def paired_drop(correct: list[bool], ablated: list[bool], seed: int = 0, n_boot: int = 2000) -> tuple[float, float, float]:
     """Accuracy with the audio minus accuracy with it replaced, and its 95% paired bootstrap interval."""
     a, b = np.asarray(correct, float), np.asarray(ablated, float)
@@ -118,5 +145,5 @@ def paired_drop(correct: list[bool], ablated: list[bool], seed: int = 0, n_boot:
     return float(a.mean() - b.mean()), float(np.percentile(drops, 2.5)), float(np.percentile(drops, 97.5))
 
 
-__all__ = ["ABLATIONS", "Answered", "answer", "derangement", "evaluate", "features_for", "paired_drop",
+__all__ = ["ABLATIONS", "Answered", "answer", "derangement", "describe", "evaluate", "features_for", "paired_drop",
            "parse_answer"]

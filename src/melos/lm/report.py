@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .evaluate import evaluate, paired_drop
+from .caption_metrics import caption_scores
+from .evaluate import describe, evaluate, paired_drop
+from .rows import check_audio, read_rows
 from .model import MusicLM
 from .muchomusic import Question, accuracy_interval, missing_audio, read_questions, shuffled
 from .training import featurizer_of
@@ -35,6 +37,23 @@ def evaluate_model(model_dir: str | Path, questions_file: str | Path, audio_root
         raise FileNotFoundError(f"{questions_file}: {len(missing)} questions' audio is missing, e.g. {missing[0]}")
     model, tokenizer = load_model(model_dir)
     return score_runs(model, tokenizer, questions, ablations, batch_size, seed, feature_cache, progress)
+
+
+def caption_model(model_dir: str | Path, rows_file: str | Path, audio_root: str | None = None, batch_size: int = 8,
+                  feature_cache: str | None = "cache/lm-features", progress: bool = True) -> dict:
+    """Caption each row's audio (its first turn's instruction) and score against its answer:
+    BLEU and ROUGE-L with their definitions, and the first captions beside their references."""
+    rows = read_rows(rows_file, root=audio_root)
+    missing = check_audio(rows)
+    if missing:
+        raise FileNotFoundError(f"{rows_file}: {len(missing)} rows have no audio file, e.g. {missing[0]}")
+    model, tokenizer = load_model(model_dir)
+    outputs = describe(model, tokenizer, rows, featurizer_of(model, feature_cache), batch_size, progress=progress)
+    references = [r.turns[0].assistant for r in rows]
+    scores = caption_scores(outputs, references)
+    scores["examples"] = [{"id": r.id, "caption": o, "reference": ref}
+                          for r, o, ref in zip(rows[:10], outputs, references)]
+    return scores
 
 
 def score_runs(model: MusicLM, tokenizer, questions: list[Question], ablations: list[str], batch_size: int = 8,
