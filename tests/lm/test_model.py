@@ -137,3 +137,27 @@ def test_gradient_checkpointing_gives_the_same_gradients(built):
     model.gradient_checkpointing_enable()
     for a, b in zip(plain, grads()):
         torch.testing.assert_close(a, b)
+
+
+def test_the_hugging_face_trainer_trains_it(built, tmp_path):
+    """`transformers.Trainer` with an audio collator (TRL's SFTTrainer has none) trains the connector."""
+    from transformers import Trainer, TrainingArguments
+
+    from melos.lm.prompting import collate
+
+    model, tokenizer = built
+    features = torch.randn(2, 3, model.config.encoder_hidden_size)
+    ids, labels = encode_conversation(tokenizer, [(f"{AUDIO_MARKER} what?", "a hum")], [3],
+                                      model.config.audio_token_ids)
+
+    def collator(rows: list[dict]) -> dict:
+        batch = collate([(r["ids"], r["labels"]) for r in rows], tokenizer.pad_token_id)
+        return {**batch, "audio_features": [r["features"] for r in rows]}
+
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2, learning_rate=1e-2,
+                             report_to=[], use_cpu=True, save_strategy="no", remove_unused_columns=False,
+                             disable_tqdm=True)
+    before = model.connector.projector[0].weight.detach().clone()
+    Trainer(model=model, args=args, train_dataset=[{"ids": ids, "labels": labels, "features": features}] * 4,
+            data_collator=collator).train()
+    assert not torch.equal(before, model.connector.projector[0].weight)

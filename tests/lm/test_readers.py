@@ -9,7 +9,7 @@ import re
 import pytest
 
 from melos.lm.readers import READERS, read_lp_musiccaps, read_musiccaps, read_musicinstruct, read_musicqa
-from melos.lm.rows import AUDIO, CAPTION_PROMPTS, audio_split, check_audio
+from melos.lm.rows import AUDIO, CAPTION_PROMPTS, audio_split, check_audio, read_rows
 
 MUSICCAPS_COLUMNS = ["ytid", "start_s", "end_s", "audioset_positive_labels", "aspect_list", "caption", "author_id",
                      "is_balanced_subset", "is_audioset_eval"]
@@ -162,3 +162,23 @@ def test_registry_and_repeated_ids(tmp_path):
     path.write_text(json.dumps([{"track_id": "T", "caption_writing": "a", "path": "t.mp3"}] * 2))
     with pytest.raises(ValueError, match="entry 2: id 'lp-musiccaps/T' repeats entry 1"):
         READERS["lp-musiccaps"](path, tmp_path)
+
+
+def test_cli_rows_leave_out_the_benchmarks_clips(tmp_path, capsys):
+    from melos.cli import main
+
+    path = _musiccaps(tmp_path, [
+        ["-0Gj8-vB1q4", "30", "40", "/m/0140xf", "['piano']", "A piano.", "4", "False", "False"],
+        ["-0SdAVK79lg", "0", "10", "/m/04rlf", "['rock']", "Loud guitars.", "0", "False", "False"]])
+    benchmark = tmp_path / "muchomusic.csv"  # one question on the second clip, in MuChoMusic's own naming
+    with open(benchmark, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["question", "correct_answer", "distractor_1_answer", "distractor_2_answer",
+                         "distractor_3_answer", "dataset", "dataset_identifier", "music_knowledge", "music_reasoning"])
+        writer.writerow(["What plays?", "guitars", "piano", "flute", "voice", "musiccaps", "-0SdAVK79lg_0.json",
+                         "[]", "[]"])
+    out = tmp_path / "rows.jsonl"
+    assert main(["lm", "rows", "musiccaps", str(path), "--audio-root", str(tmp_path), "--out", str(out),
+                 "--exclude", str(benchmark)]) == 0
+    assert [r.id for r in read_rows(out)] == ["musiccaps/-0Gj8-vB1q4"]
+    assert "1 on the excluded benchmark's clips left out" in capsys.readouterr().out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 from .options import add_overrides, add_progress
@@ -41,6 +42,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, help="run folder")
     add_overrides(q, "recipe value", "stages.0.steps=50")
     add_progress(q)
+
+    q = lm.add_parser("rows", help="training rows (JSONL) from a dataset's files: MusicCaps, MusicQA, ...",
+                      description="Write the JSONL rows `melos lm train` reads from a dataset as distributed: "
+                                  "musiccaps (musiccaps-public.csv; clips named {ytid}.wav under --audio-root), "
+                                  "musicqa (MU-LLaMA's MusicQA JSON), musicinstruct (MusiLingo's Music-Instruct "
+                                  "JSON), lp-musiccaps (LP-MusicCaps JSON/JSONL/CSV). Rows whose audio is missing "
+                                  "are reported; --skip-missing leaves them out.")
+    q.add_argument("dataset", choices=["musiccaps", "musicqa", "musicinstruct", "lp-musiccaps"])
+    q.add_argument("path", help="the dataset's metadata file")
+    q.add_argument("--audio-root", required=True, help="folder holding the dataset's audio")
+    q.add_argument("--out", required=True, help="JSONL file to write")
+    q.add_argument("--split", default=None, help="keep one split (train, valid or test) where the dataset says")
+    q.add_argument("--skip-missing", action="store_true", help="leave out rows whose audio file is missing")
+    q.add_argument("--exclude", default=None,
+                   help="a MuChoMusic CSV/JSON: rows on its clips are left out (MusicQA and MusicInstruct are built "
+                        "on MusicCaps, whose clips the benchmark uses)")
 
     q = lm.add_parser("eval", help="MuChoMusic-style multiple choice, with audio ablations",
                       description="Answer multiple-choice questions (MuChoMusic's CSV/JSON, or the demo's JSON) "
@@ -85,7 +102,7 @@ def run(lm_command: str, **kwargs) -> int:
     hf_logging.set_verbosity_error()  # weight-loading bars and notices; melos reports its own progress
     hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # peft
-    return {"train": train, "eval": evaluate, "demo": demo}[lm_command](**kwargs)
+    return {"train": train, "rows": rows, "eval": evaluate, "demo": demo}[lm_command](**kwargs)
 
 
 def train(recipe: str, out: str, overrides: list[str], progress: bool) -> int:
@@ -94,6 +111,32 @@ def train(recipe: str, out: str, overrides: list[str], progress: bool) -> int:
     folder = run_train(load_recipe(recipe, overrides), out, progress=progress)
     print(f"model -> {folder}")
     return 0
+
+
+def rows(dataset: str, path: str, audio_root: str, out: str, split: str | None, skip_missing: bool,
+         exclude: str | None) -> int:
+    from ..lm.muchomusic import read_questions
+    from ..lm.readers import READERS
+    from ..lm.rows import check_audio, write_rows
+
+    found = READERS[dataset](path, audio_root, split=split, skip_missing=skip_missing)
+    dropped = 0
+    if exclude:
+        clips = {clip_key(q.audio) for q in read_questions(exclude, audio_root)}
+        kept = [r for r in found if clip_key(r.audio) not in clips]
+        dropped, found = len(found) - len(kept), kept
+    missing = check_audio(found)
+    write_rows(found, out)
+    print(f"{len(found)} rows -> {out}" + (f" ({dropped} on the excluded benchmark's clips left out)" if exclude else "")
+          + (f"; {len(missing)} have no audio file yet, e.g. {missing[0]}" if missing else ""))
+    return 0
+
+
+def clip_key(path: str) -> str:
+    """A clip's YouTube id where its file name has one ("[ytid]-[30-40].wav" or "ytid.wav"), else its stem."""
+    stem = Path(path).stem
+    match = re.fullmatch(r"\[(.+)\]-\[[\d.]+-[\d.]+\]", stem)
+    return match.group(1) if match else stem
 
 
 def evaluate(model: str, questions: str, task: str, audio_root: str | None, audio_ablation: list[str],
