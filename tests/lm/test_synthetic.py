@@ -113,3 +113,12 @@ def test_determinism_and_splits(corpus_dir):
     test = corpus_rows(corpus_dir, seed=0, splits={"test"})
     assert test.captions and {r.split for r in test.captions + test.qa} == {"test"}
     assert all(item in first.mcq for item in test.mcq)  # a clip's questions do not depend on the others read
+
+
+def test_every_instrument_asks_once_per_instrument(corpus_dir):
+    labels = next(l for l in _labels(corpus_dir) if len(l["instruments"]) >= 2)
+    values = corpus_values(_labels(corpus_dir))
+    asked = questions(labels, np.random.default_rng(0), values, types=["instrument"], every_instrument=True)
+    assert sorted(o[a] for _, o, a, _ in asked) == sorted(labels["instruments"])
+    rows = corpus_rows(corpus_dir, every_instrument=True)
+    assert len({m["id"] for m in rows.mcq}) == len(rows.mcq)  # ids stay unique

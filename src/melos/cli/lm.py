@@ -19,9 +19,12 @@ placeholder tokens in the prompt; long audio is encoded in 30 s chunks.
   train  stage `align` trains the projector (encoder and LM frozen) on captions; stage `instruct`
          adds LoRA on the LM (PEFT) on instructions; the loss is on answer tokens only and the
          encoder's features are cached once per clip. Recipes: recipes/lm-*.yaml, --set key=value.
+  rows   training rows (JSONL) from MusicCaps, MusicQA, MusicInstruct or LP-MusicCaps files,
+         leaving out a benchmark's clips (--exclude).
   eval   MuChoMusic's multiple-choice protocol (its prompt, letter parsing with an option-text
          fallback, unanswered = wrong) on questions from a local CSV/JSON, with
-         --audio-ablation noise|silence|shuffle to measure how much the model listens.
+         --audio-ablation noise|silence|shuffle to measure how much the model listens;
+         --task caption scores generated captions (BLEU, ROUGE-L).
   demo   the whole path on a laptop: a synthetic corpus, captions and questions from its labels,
          a toy Qwen3-style LM with a tokenizer trained here, align + instruct, and accuracy against
          the noise-audio ablation with 95% intervals.

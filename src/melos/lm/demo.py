@@ -3,8 +3,9 @@
     1 corpus     synthetic clips: a training corpus and a held-out one (other seed, other clips)
     2 text       captions and multiple-choice questions from each clip's labels (lm/synthetic.py);
                  training questions use MuChoMusic's prompt, answered with the option's text (see
-                 `answer_text`), so the evaluation protocol is the benchmark's; held-out questions
-                 go to questions.json
+                 `answer_text`), so the evaluation protocol is the benchmark's; for training the
+                 instrument question is asked once per instrument of the clip (only the options
+                 then tell which answer is meant); held-out questions go to questions.json
     3 toy LM     a byte-level BPE tokenizer and a Qwen3-style LM trained on the training texts
                  alone (no audio): it knows the format and the answer priors, not the music
     4 train      recipes/lm-toy.yaml: align (projector, captions) then instruct (projector + LoRA)
@@ -80,7 +81,7 @@ def run_demo(out: str | Path, encoder: str, recipe: str | None = None, overrides
     if not (held_out / "manifest.jsonl").is_file():
         write_corpus(held_out, EVAL_CLIPS, SECONDS, seed + 1, {"test": 1.0}, progress=progress)
 
-    train_rows = corpus_rows(corpus, seed, captions_per_clip=2)
+    train_rows = corpus_rows(corpus, seed, captions_per_clip=2, every_instrument=True)
     questions = [as_question(m, seed) for m in train_rows.mcq]
     held = [as_question(m, seed) for m in corpus_rows(held_out, seed + 1).mcq]
     write_rows(train_rows.captions, out / "captions.jsonl")

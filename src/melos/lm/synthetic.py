@@ -163,25 +163,30 @@ def _distractors(qtype: str, answer: str, exclude: set[str], pool: list[str], rn
 
 
 def questions(labels: dict, rng: np.random.Generator, all_values: dict[str, list[str]],
-              types: Collection[str] = QTYPES) -> list[tuple[str, list[str], int, str]]:
+              types: Collection[str] = QTYPES, every_instrument: bool = False) -> list[tuple[str, list[str], int, str]]:
     """(question, 4 options, answer index, qtype) for each type in `types`, the answer at a uniformly
     random position. Distractors come from `all_values` (type -> values seen in the corpus, see
     `corpus_values`) and are never true of the clip: for `instrument` the answer is one instrument
     of the clip and the distractors are instruments it lacks. A type without three distractors is
-    skipped."""
+    skipped.
+
+    `every_instrument` asks the instrument question once per instrument of the clip (for training):
+    the same audio then has several right answers, one per option set, so only reading the options
+    tells which is meant."""
     values = clip_values(labels)
     out = []
     for qtype in QTYPES:
         if qtype not in types:
             continue
-        answer = _pick(rng, values[qtype])
+        answers = list(values[qtype]) if qtype == "instrument" and every_instrument else [_pick(rng, values[qtype])]
         pool = sorted(set(all_values.get(qtype, ())) | set(FALLBACK.get(qtype, ())))
-        wrong = _distractors(qtype, answer, set(values[qtype]), pool, rng)
-        if len(wrong) < 3:
-            continue
-        index = int(rng.integers(4))
-        options = [DISPLAY[qtype](v) for v in wrong[:index] + [answer] + wrong[index:]]
-        out.append((_pick(rng, PHRASINGS[qtype]), options, index, qtype))
+        for answer in answers:
+            wrong = _distractors(qtype, answer, set(values[qtype]), pool, rng)
+            if len(wrong) < 3:
+                continue
+            index = int(rng.integers(4))
+            options = [DISPLAY[qtype](v) for v in wrong[:index] + [answer] + wrong[index:]]
+            out.append((_pick(rng, PHRASINGS[qtype]), options, index, qtype))
     return out
 
 
@@ -218,11 +223,13 @@ def _manifest(corpus_dir: Path) -> list[dict]:
 
 
 def corpus_rows(corpus_dir: str | Path, seed: int = 0, splits: Collection[str] | None = None,
-                captions_per_clip: int = 1, types: Collection[str] = QTYPES) -> CorpusRows:
+                captions_per_clip: int = 1, types: Collection[str] = QTYPES,
+                every_instrument: bool = False) -> CorpusRows:
     """Rows for the clips of a synthetic corpus (`corpus_dir/manifest.jsonl`) in `splits` (None: all):
     `captions_per_clip` caption rows a clip, one question row a question type, and the same
     questions as evaluation dicts (module doc). Distractors come from the whole corpus. Ids:
-    "synth/<tradition>/<clip>/caption-<k>" and "synth/<tradition>/<clip>/<qtype>"."""
+    "synth/<tradition>/<clip>/caption-<k>" and "synth/<tradition>/<clip>/<qtype>" (further questions
+    of a type, see `questions`' every_instrument: "<qtype>-<n>")."""
     corpus_dir = Path(corpus_dir)
     entries = _manifest(corpus_dir)
     all_values = corpus_values(entry["meta"] for entry in entries)
@@ -237,8 +244,10 @@ def corpus_rows(corpus_dir: str | Path, seed: int = 0, splits: Collection[str] |
         common = {"duration": entry["duration"], "source": "synthetic", "split": entry["split"]}
         for k in range(captions_per_clip):
             out.captions.append(caption_row(f"{base}/caption-{k}", audio, caption(labels, rng), **common))
-        for question, options, answer, qtype in questions(labels, rng, all_values, types):
-            uid = f"{base}/{qtype}"
+        asked: dict[str, int] = {}
+        for question, options, answer, qtype in questions(labels, rng, all_values, types, every_instrument):
+            asked[qtype] = asked.get(qtype, 0) + 1
+            uid = f"{base}/{qtype}" + (f"-{asked[qtype] - 1}" if asked[qtype] > 1 else "")
             out.qa.append(Row(uid, audio, [Turn(format_question(question, options), format_answer(options, answer))],
                               **common))
             out.mcq.append({"id": uid, "audio": audio, "question": question, "options": options, "answer": answer,
