@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..audio import load
+from ..evaluation.features import model_hash
 from ..models import Encoder
 from ..utils.atomic import atomic_file
 
@@ -66,13 +67,8 @@ class AudioFeaturizer:
     def key(self) -> str:
         """Hash of the encoder's weights and the feature settings (the cache folder's name)."""
         if self._key is None:
-            h = hashlib.sha256()
-            for name, tensor in sorted(self.encoder.state_dict().items()):
-                t = tensor.detach().cpu().contiguous()
-                h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-                h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-            h.update(json.dumps([self.layers, self.stride, CHUNK_SECONDS]).encode())
-            self._key = h.hexdigest()[:16]
+            settings = json.dumps([model_hash(self.encoder), self.layers, self.stride, CHUNK_SECONDS])
+            self._key = hashlib.sha256(settings.encode()).hexdigest()[:16]
         return self._key
 
     def n_tokens(self, n_samples: int) -> int:
