@@ -10,15 +10,16 @@ from __future__ import annotations
 import csv
 import json
 import random
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import yaml
 
 from ..utils.atomic import write_text
+from .culturemert_readers import CULTUREMERT_READERS
+from .dataset_files import DatasetReader, read_lines
 from .tasks import SPLITS, TASK_TYPES
 
 __all__ = ["READERS", "DatasetReader", "giantsteps_key", "gtzan", "magnatagatune", "normalise_key", "nsynth",
@@ -45,15 +46,6 @@ def write_task(
     task = folder / f"{name}.yaml"
     write_text(task, yaml.safe_dump(spec, sort_keys=False))
     return task
-
-
-def _read_lines(path: Path) -> list[tuple[int, str]]:
-    """Non-blank stripped lines with their 1-based numbers; a missing file is named in the error."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: file not found") from None
-    return [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
 def magnatagatune(root: Path) -> list[dict]:
@@ -101,7 +93,7 @@ def _mtat_split(root: Path, split: str) -> tuple[Path, list[tuple[int, str]]]:
                              f"{txt.name} with one mp3 path per line") from None
         return npy, [(n, str(e)) for n, e in enumerate(array.reshape(-1).tolist(), start=1)]
     if txt.exists():
-        return txt, _read_lines(txt)
+        return txt, read_lines(txt)
     raise FileNotFoundError(f"{npy}: file not found (nor {txt.name})")
 
 
@@ -114,7 +106,7 @@ def gtzan(root: Path) -> list[dict]:
     rows = []
     for split in SPLITS:
         source = root / f"{split}_filtered.txt"
-        for n, line in _read_lines(source):
+        for n, line in read_lines(source):
             genre, sep, rest = line.partition("/")
             if not sep or not genre or not rest:
                 raise ValueError(f"{source}:{n}: expected 'genre/file.wav', got {line!r}")
@@ -214,19 +206,11 @@ def nsynth(root: Path, target: str = "instrument") -> list[dict]:
     return rows
 
 
-@dataclass(frozen=True)
-class DatasetReader:
-    """How `melos data task NAME` turns a dataset into a probing task."""
-
-    read: Callable[[Path], list[dict]]
-    task_type: str
-    options: dict[str, Any] = field(default_factory=dict)  # extra task-file keys (top_k, window, ...)
-
-
 READERS: dict[str, DatasetReader] = {
     "giantsteps-key": DatasetReader(giantsteps_key, "key"),
     "gtzan": DatasetReader(gtzan, "multiclass"),
     "magnatagatune": DatasetReader(magnatagatune, "multilabel", {"top_k": 50}),
     "nsynth-instrument": DatasetReader(partial(nsynth, target="instrument"), "multiclass", {"window": 4.0}),
     "nsynth-pitch": DatasetReader(partial(nsynth, target="pitch"), "multiclass", {"window": 4.0}),
+    **CULTUREMERT_READERS,  # fma-medium, lyra, makam, saraga-carnatic, saraga-hindustani
 }

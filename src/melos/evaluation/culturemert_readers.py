@@ -1,0 +1,308 @@
+"""Readers for the CultureMERT tagging suite: FMA-medium, Lyra, Saraga Carnatic and Hindustani, Turkish makam.
+
+Like the readers in `datasets`, each takes the dataset root, reads only metadata and returns
+manifest rows ``{"path", "split", "labels", "id"}`` (labels: a list of tags; the top-k tags are
+counted on the training split by `tasks.load_task`). FMA keeps its official split; the others
+use `random_split` (0.7/0.1/0.2, seeded, the convention of the ccml / LC-Protonets splits) unless
+``root/splits/{train,valid,test}.txt`` id lists are present, which then replace it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .dataset_files import DatasetReader, read_lines
+from .tasks import SPLITS
+
+__all__ = ["CULTUREMERT_READERS", "fma_medium", "lyra", "makam", "published_split", "random_split",
+           "saraga_carnatic", "saraga_hindustani"]
+
+SPLIT_SEED = 0
+_SHOWN_MISSING = 5  # missing audio files listed in the error
+_FMA_SPLITS = {"training": "train", "validation": "valid", "test": "test"}
+_FMA_MEDIUM = ("small", "medium")  # FMA-medium is the medium subset plus the small one it contains
+_LYRA_TAG_COLUMNS = ("genres", "instruments", "place")
+_SARAGA_AUDIO_SUFFIXES = (".mp3.mp3", ".mp3", ".wav")  # Saraga 1.5 names the mix "<title>.mp3.mp3"
+
+
+def random_split(
+    ids: Iterable[str], seed: int = SPLIT_SEED, fractions: Sequence[float] = (0.7, 0.1, 0.2)
+) -> dict[str, str]:
+    """Map each id to train/valid/test: sort the ids, shuffle them with `seed`, cut by `fractions`.
+
+    Sorting first makes the result depend only on the set of ids, not on the order they were read.
+    """
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {tuple(fractions)}")
+    order = sorted(set(ids))
+    random.Random(seed).shuffle(order)
+    n_train = round(len(order) * fractions[0])
+    n_valid = round(len(order) * fractions[1])
+    return {
+        id_: "train" if i < n_train else "valid" if i < n_train + n_valid else "test"
+        for i, id_ in enumerate(order)
+    }
+
+
+def published_split(folder: Path, ids: Iterable[str]) -> dict[str, str]:
+    """Read ``folder/<split>.txt`` (one id per line) for each split; ids must be among `ids`.
+
+    Ids in no list are left out of the task, as in the published splits.
+    """
+    known = set(ids)
+    splits: dict[str, str] = {}
+    for split in SPLITS:
+        source = Path(folder) / f"{split}.txt"
+        for n, id_ in read_lines(source):
+            if id_ not in known:
+                raise ValueError(f"{source}:{n}: unknown id {id_!r} (not in the dataset's metadata)")
+            if id_ in splits:
+                raise ValueError(f"{source}:{n}: id {id_!r} is already in the {splits[id_]!r} split")
+            splits[id_] = split
+    return splits
+
+
+def _split_rows(root: Path, items: dict[str, tuple[Path, list[str]]]) -> list[dict]:
+    """Rows for `items` (id -> (audio, tags)) split by ``root/splits`` if present, else at random."""
+    folder = root / "splits"
+    if folder.is_dir():
+        splits, extra = published_split(folder, items), {}
+    else:
+        splits, extra = random_split(items), {"split_seed": SPLIT_SEED}
+    return [
+        {"path": str(items[id_][0]), "split": splits[id_], "labels": items[id_][1], "id": id_, **extra}
+        for id_ in sorted(items)
+        if id_ in splits
+    ]
+
+
+def _check_audio(rows: list[dict], source: Path) -> list[dict]:
+    """Raise one error listing the rows whose audio file is missing; return `rows` otherwise."""
+    missing = [row["path"] for row in rows if not Path(row["path"]).is_file()]
+    if missing:
+        shown = "\n".join(missing[:_SHOWN_MISSING])
+        raise ValueError(f"{source}: {len(missing)} of {len(rows)} listed recordings have no audio file, "
+                         f"e.g.:\n{shown}")
+    return rows
+
+
+def _open_csv(path: Path, delimiter: str = ",") -> tuple[Any, Any]:
+    """Open `path` for csv reading; a missing file is named in the error."""
+    try:
+        f = path.open(newline="", encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    return f, csv.reader(f, delimiter=delimiter)
+
+
+def fma_medium(root: Path) -> list[dict]:
+    """FMA-medium genres from ``fma_metadata/tracks.csv`` with its official split.
+
+    tracks.csv has a two-level header (``set/split``, ``set/subset``, ``track/genre_top``) and a
+    ``track_id`` index-name line; audio is ``fma_medium/<id // 1000:03d>/<id:06d>.mp3``. Labels are
+    ``[genre_top]``: one of the 16 top-level genres every FMA-medium track has, so top_k=20 keeps
+    them all (CultureMERT's "20 genres" would need genres_all and genres.csv, not read here).
+    """
+    root = Path(root)
+    source = root / "fma_metadata" / "tracks.csv"
+    f, reader = _open_csv(source)
+    with f:
+        columns = _fma_columns(source, reader)
+        rows, line = [], reader.line_num
+        for record in reader:
+            n, line = line + 1, reader.line_num
+            if not record or record[0] == "track_id":
+                continue
+            row = _fma_row(root, source, n, record, columns)
+            if row is not None:
+                rows.append(row)
+    return _check_audio(rows, source)
+
+
+def _fma_columns(source: Path, reader: Any) -> dict[str, int]:
+    """Indices of split, subset and genre_top from the two header lines of tracks.csv."""
+    try:
+        top, sub = next(reader), next(reader)
+    except StopIteration:
+        raise ValueError(f"{source}: expected two header lines") from None
+    names = {(a, b): i for i, (a, b) in enumerate(zip(top, sub))}
+    wanted = {"split": ("set", "split"), "subset": ("set", "subset"), "genre_top": ("track", "genre_top")}
+    absent = [f"{a}/{b}" for a, b in wanted.values() if (a, b) not in names]
+    if absent:
+        raise ValueError(f"{source}:1: header has no column(s) {', '.join(absent)}")
+    return {key: names[pair] for key, pair in wanted.items()}
+
+
+def _fma_row(root: Path, source: Path, n: int, record: list[str], columns: dict[str, int]) -> dict | None:
+    """One manifest row for a tracks.csv record, or None when the track is not in FMA-medium."""
+    if len(record) <= max(columns.values()):
+        raise ValueError(f"{source}:{n}: expected at least {max(columns.values()) + 1} columns, got {len(record)}")
+    if record[columns["subset"]] not in _FMA_MEDIUM:
+        return None
+    try:
+        track = int(record[0])
+    except ValueError:
+        raise ValueError(f"{source}:{n}: track id must be an integer, got {record[0]!r}") from None
+    split = _FMA_SPLITS.get(record[columns["split"]])
+    if split is None:
+        raise ValueError(f"{source}:{n}: split must be training, validation or test, got {record[columns['split']]!r}")
+    genre = record[columns["genre_top"]]
+    if not genre:
+        raise ValueError(f"{source}:{n}: track {track} has no genre_top")
+    path = root / "fma_medium" / f"{track // 1000:03d}" / f"{track:06d}.mp3"
+    return {"path": str(path), "split": split, "labels": [genre], "id": str(track)}
+
+
+def lyra(root: Path) -> list[dict]:
+    """Lyra (Greek traditional and folk) tags from ``data/raw.tsv`` (or ``raw.tsv``) of pxaris/lyra-dataset.
+
+    Tags are ``genres--X``, ``instruments--X`` and ``place--X`` for each ``|``-separated value of
+    those columns (``None`` means unknown). Lyra ships YouTube links, not audio: the audio is
+    expected at ``audio/<id>.mp3``.
+    """
+    root = Path(root)
+    source = root / "data" / "raw.tsv"
+    if not source.exists() and (root / "raw.tsv").exists():
+        source = root / "raw.tsv"
+    f, reader = _open_csv(source, delimiter="\t")
+    with f:
+        table = [(n, record) for n, record in enumerate(reader, start=1) if record]
+    if not table or any(c not in table[0][1] for c in ("id", *_LYRA_TAG_COLUMNS)):
+        raise ValueError(f"{source}:1: expected a tab-separated header with id, {', '.join(_LYRA_TAG_COLUMNS)}")
+    header = table[0][1]
+    items: dict[str, tuple[Path, list[str]]] = {}
+    for n, record in table[1:]:
+        if len(record) != len(header):
+            raise ValueError(f"{source}:{n}: expected {len(header)} columns, got {len(record)}")
+        fields = dict(zip(header, record))
+        id_ = fields["id"].strip()
+        if not id_ or id_ in items:
+            raise ValueError(f"{source}:{n}: {'empty' if not id_ else 'duplicate'} id {id_!r}")
+        tags = sorted({f"{column}--{value.strip()}" for column in _LYRA_TAG_COLUMNS
+                       for value in fields[column].split("|") if value.strip() not in ("", "None")})
+        items[id_] = (root / "audio" / f"{id_}.mp3", tags)
+    return _check_audio(_split_rows(root, items), source)
+
+
+def saraga_carnatic(root: Path) -> list[dict]:
+    """Saraga 1.5 Carnatic tags (raga, tala, form, instruments) from each recording's JSON.
+
+    Reads ``saraga1.5_carnatic/<concert>/<title>/<title>.json`` (fields ``raaga``/``taala`` with
+    ``common_name``, ``form`` with ``name``, ``artists[].instrument.name``, ``mbid``); `root` may
+    be that folder or the one holding it. Recordings are identified by their MusicBrainz id.
+    """
+    return _saraga(Path(root), "saraga1.5_carnatic", {"raga": "raaga", "tala": "taala", "form": "form"})
+
+
+def saraga_hindustani(root: Path) -> list[dict]:
+    """Saraga 1.5 Hindustani tags (raga, tala, form, instruments) from each recording's JSON.
+
+    As `saraga_carnatic`, with ``saraga1.5_hindustani`` and the fields ``raags``, ``taals`` and
+    ``forms`` (each with ``common_name``).
+    """
+    return _saraga(Path(root), "saraga1.5_hindustani", {"raga": "raags", "tala": "taals", "form": "forms"})
+
+
+def _saraga(root: Path, collection: str, fields: dict[str, str]) -> list[dict]:
+    """Tags and audio of every recording JSON in a Saraga collection, then the shared split."""
+    folder = root / collection if (root / collection).is_dir() else root
+    files = sorted(p for p in folder.glob("*/*/*.json") if p.stem == p.parent.name)
+    if not files:
+        raise FileNotFoundError(f"{folder}: no recording metadata '<release>/<title>/<title>.json' found")
+    items: dict[str, tuple[Path, list[str]]] = {}
+    for file in files:
+        meta = _read_json(file)
+        mbid = meta.get("mbid")
+        if not isinstance(mbid, str) or not mbid:
+            raise ValueError(f"{file}: no recording 'mbid'")
+        if mbid in items:
+            raise ValueError(f"{file}: mbid {mbid} is also the id of {items[mbid][0]}")
+        items[mbid] = (_saraga_audio(file), _saraga_tags(file, meta, fields))
+    return _check_audio(_split_rows(root, items), folder)
+
+
+def makam(root: Path) -> list[dict]:
+    """CompMusic Turkish-makam tags (makam, usul, instruments) from Dunya recording records.
+
+    Dunya has no file release, so the layout is melos's own: ``metadata/<mbid>.json`` holding the
+    Dunya API's makam recording object (``makamlist[].name``, ``usullist[].name``,
+    ``performers[].instrument.name``) and the audio at ``audio/<mbid>.mp3``.
+    """
+    root = Path(root)
+    folder = root / "metadata"
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no recording metadata '<mbid>.json' found")
+    items: dict[str, tuple[Path, list[str]]] = {}
+    for file in files:
+        meta = _read_json(file)
+        tags = {f"{tag}--{name}" for tag, key in (("makam", "makamlist"), ("usul", "usullist"))
+                for name in _names(file, _entries(file, meta, key), key)}
+        instruments = [p.get("instrument") for p in _entries(file, meta, "performers")]
+        tags |= {f"instrument--{i['name'].strip()}" for i in instruments
+                 if isinstance(i, dict) and isinstance(i.get("name"), str) and i["name"].strip()}
+        items[file.stem] = (root / "audio" / f"{file.stem}.mp3", sorted(tags))
+    return _check_audio(_split_rows(root, items), folder)
+
+
+def _names(file: Path, entries: list[dict], key: str) -> list[str]:
+    """``common_name`` (else ``name``) of each entry under `key`; an entry with neither is an error."""
+    names = []
+    for entry in entries:
+        name = entry.get("common_name") or entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{file}: an entry of {key!r} has no common_name or name")
+        names.append(name.strip())
+    return names
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from `path`; errors name the file (and the line for invalid JSON)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return data
+
+
+def _saraga_tags(file: Path, meta: dict, fields: dict[str, str]) -> list[str]:
+    """``raga--X``, ``tala--X``, ``form--X`` and ``instrument--X`` tags of one recording (absent fields: none)."""
+    tags = {f"{tag}--{name}" for tag, key in fields.items() for name in _names(file, _entries(file, meta, key), key)}
+    for entry in _entries(file, meta, "artists"):
+        instrument = entry.get("instrument")
+        name = instrument.get("name") if isinstance(instrument, dict) else None
+        if isinstance(name, str) and name.strip():
+            tags.add(f"instrument--{name.strip()}")
+    return sorted(tags)
+
+
+def _entries(file: Path, meta: dict, key: str) -> list[dict]:
+    """The list of objects under `key` (empty when absent); anything else is an error."""
+    value = meta.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ValueError(f"{file}: {key!r} must be a list of objects")
+    return value
+
+
+def _saraga_audio(file: Path) -> Path:
+    """The recording's mix next to its JSON: the first existing suffix, else the first candidate."""
+    candidates = [file.with_name(file.stem + suffix) for suffix in _SARAGA_AUDIO_SUFFIXES]
+    return next((p for p in candidates if p.is_file()), candidates[0])
+
+
+CULTUREMERT_READERS: dict[str, DatasetReader] = {
+    "fma-medium": DatasetReader(fma_medium, "multilabel", {"top_k": 20}),
+    "lyra": DatasetReader(lyra, "multilabel", {"top_k": 30}),
+    "saraga-carnatic": DatasetReader(saraga_carnatic, "multilabel", {"top_k": 20, "max_duration": 330.0}),
+    "saraga-hindustani": DatasetReader(saraga_hindustani, "multilabel", {"top_k": 20, "max_duration": 780.0}),
+    "makam": DatasetReader(makam, "multilabel", {"top_k": 30, "max_duration": 150.0}),
+}

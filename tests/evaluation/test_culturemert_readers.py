@@ -1,0 +1,304 @@
+"""CultureMERT readers on tiny fake copies of each dataset's layout (audio files are empty)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from melos.evaluation.culturemert_readers import (CULTUREMERT_READERS, fma_medium, lyra, makam, published_split,
+                                                  random_split, saraga_carnatic, saraga_hindustani)
+from melos.evaluation.datasets import write_task
+from melos.evaluation.tasks import load_task
+
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+
+
+# --- split convention ---------------------------------------------------------------------------
+
+def test_random_split_is_deterministic_by_id_and_uses_fractions():
+    ids = [f"id{i:02d}" for i in range(20)]
+    split = random_split(ids, seed=3)
+    assert split == random_split(list(reversed(ids)), seed=3)
+    assert sorted(split) == ids
+    counts = {s: list(split.values()).count(s) for s in ("train", "valid", "test")}
+    assert counts == {"train": 14, "valid": 2, "test": 4}
+    assert random_split(ids, seed=4) != split
+
+
+def test_random_split_rejects_bad_fractions():
+    with pytest.raises(ValueError, match="fractions"):
+        random_split(["a"], fractions=(0.5, 0.5, 0.5))
+
+
+def _write_splits(folder: Path, **lists: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "valid", "test"):
+        (folder / f"{split}.txt").write_text("".join(f"{i}\n" for i in lists.get(split, [])))
+
+
+def test_published_split_reads_id_lists_and_leaves_out_unlisted_ids(tmp_path):
+    _write_splits(tmp_path, train=["a", "b"], valid=["c"], test=["d"])
+    assert published_split(tmp_path, ["a", "b", "c", "d", "e"]) == {"a": "train", "b": "train", "c": "valid",
+                                                                   "d": "test"}
+
+
+def test_published_split_errors_name_file_and_line(tmp_path):
+    _write_splits(tmp_path, train=["a"], valid=["a", "zz"])
+    with pytest.raises(ValueError, match=r"valid\.txt:1: id 'a' is already in the 'train' split"):
+        published_split(tmp_path, ["a", "zz"])
+    _write_splits(tmp_path, train=["a"], test=["", "zz"])
+    with pytest.raises(ValueError, match=r"test\.txt:2: unknown id 'zz'"):
+        published_split(tmp_path, ["a"])
+    (tmp_path / "valid.txt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"valid\.txt: file not found"):
+        published_split(tmp_path, ["a"])
+
+
+# --- FMA-medium ---------------------------------------------------------------------------------
+
+_FMA_HEADER = (
+    ",album,set,set,track,track\n"
+    ",title,split,subset,genre_top,title\n"
+    "track_id,,,,,\n"
+)
+
+
+def _fma(root: Path, records: list[str], audio: bool = True) -> None:
+    meta = root / "fma_metadata"
+    meta.mkdir(parents=True)
+    (meta / "tracks.csv").write_text(_FMA_HEADER + "".join(r + "\n" for r in records))
+    if audio:
+        for record in records:
+            track = int(record.split(",")[0])
+            _touch(root / "fma_medium" / f"{track // 1000:03d}" / f"{track:06d}.mp3")
+
+
+def test_fma_medium_reads_medium_and_small_with_official_split(tmp_path):
+    _fma(tmp_path, [
+        '2,Album,training,small,Hip-Hop,"Food, with\na newline"',
+        "1234,A,validation,medium,Rock,T",
+        "5,A,test,medium,Folk,T",
+        "7,A,training,large,Pop,T",
+    ])
+    rows = fma_medium(tmp_path)
+    assert rows == [
+        {"path": str(tmp_path / "fma_medium/000/000002.mp3"), "split": "train", "labels": ["Hip-Hop"], "id": "2"},
+        {"path": str(tmp_path / "fma_medium/001/001234.mp3"), "split": "valid", "labels": ["Rock"], "id": "1234"},
+        {"path": str(tmp_path / "fma_medium/000/000005.mp3"), "split": "test", "labels": ["Folk"], "id": "5"},
+    ]
+
+
+def test_fma_medium_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"tracks\.csv: file not found"):
+        fma_medium(tmp_path)
+    _fma(tmp_path / "a", ['2,A,training,small,Rock,"two\nlines"', "3,A,train,medium,Rock,T"], audio=False)
+    with pytest.raises(ValueError, match=r"tracks\.csv:6: split must be training, validation or test, got 'train'"):
+        fma_medium(tmp_path / "a")
+    _fma(tmp_path / "b", ["x,A,training,small,Rock,T"], audio=False)
+    with pytest.raises(ValueError, match=r"tracks\.csv:4: track id must be an integer"):
+        fma_medium(tmp_path / "b")
+    _fma(tmp_path / "c", ["2,A,training,small,,T"], audio=False)
+    with pytest.raises(ValueError, match=r"tracks\.csv:4: track 2 has no genre_top"):
+        fma_medium(tmp_path / "c")
+    (tmp_path / "d/fma_metadata").mkdir(parents=True)
+    (tmp_path / "d/fma_metadata/tracks.csv").write_text(",set\n,subset\n")
+    with pytest.raises(ValueError, match=r"tracks\.csv:1: header has no column\(s\) set/split, track/genre_top"):
+        fma_medium(tmp_path / "d")
+
+
+def test_fma_medium_lists_missing_audio_once(tmp_path):
+    _fma(tmp_path, [f"{i},A,training,medium,Rock,T" for i in range(1, 9)], audio=False)
+    _touch(tmp_path / "fma_medium/000/000001.mp3")
+    with pytest.raises(ValueError) as err:
+        fma_medium(tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'fma_metadata/tracks.csv'}: 7 of 8 listed recordings have no audio")
+    assert message.count("\n") == 5 and "000002.mp3" in message and "000008.mp3" not in message
+
+
+# --- Lyra ---------------------------------------------------------------------------------------
+
+_LYRA_HEADER = "id\tinstruments\tgenres\tplace\tcoordinates\tis-danced\tyoutube-id\tstart-ts\tend-ts\n"
+
+
+def _lyra(root: Path, n: int = 10, audio: bool = True) -> list[str]:
+    (root / "data").mkdir(parents=True)
+    ids = [f"song-{i}" for i in range(n)]
+    lines = [f"{i}\tVoice|Violin\tTraditional|Nisiotiko\t{'None' if k % 2 else 'Aegean-sea|Chios'}\tNone\t0\tx\t1\t2\n"
+             for k, i in enumerate(ids)]
+    (root / "data" / "raw.tsv").write_text(_LYRA_HEADER + "".join(lines))
+    if audio:
+        for i in ids:
+            _touch(root / "audio" / f"{i}.mp3")
+    return ids
+
+
+def test_lyra_tags_and_seeded_split(tmp_path):
+    ids = _lyra(tmp_path)
+    rows = lyra(tmp_path)
+    assert [r["id"] for r in rows] == sorted(ids)
+    first = rows[0]
+    assert first["path"] == str(tmp_path / "audio/song-0.mp3") and first["split_seed"] == 0
+    assert first["labels"] == ["genres--Nisiotiko", "genres--Traditional", "instruments--Violin",
+                               "instruments--Voice", "place--Aegean-sea", "place--Chios"]
+    assert "place--None" not in rows[1]["labels"] and len(rows[1]["labels"]) == 4
+    expected = random_split(ids)
+    assert {r["id"]: r["split"] for r in rows} == expected
+    assert lyra(tmp_path) == rows
+
+
+def test_lyra_published_split_replaces_random_one(tmp_path):
+    _lyra(tmp_path, n=4)
+    _write_splits(tmp_path / "splits", train=["song-0", "song-1"], valid=["song-2"], test=["song-3"])
+    rows = lyra(tmp_path)
+    assert [(r["id"], r["split"]) for r in rows] == [("song-0", "train"), ("song-1", "train"),
+                                                     ("song-2", "valid"), ("song-3", "test")]
+    assert "split_seed" not in rows[0]
+    (tmp_path / "splits/test.txt").write_text("song-3\nsong-9\n")
+    with pytest.raises(ValueError, match=r"splits/test\.txt:2: unknown id 'song-9'"):
+        lyra(tmp_path)
+
+
+def test_lyra_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"data/raw\.tsv: file not found"):
+        lyra(tmp_path)
+    _lyra(tmp_path / "a", n=2)
+    raw = tmp_path / "a/data/raw.tsv"
+    raw.write_text(raw.read_text() + "song-0\tVoice\tLaiko\tNone\tNone\t0\tx\t1\t2\n")
+    with pytest.raises(ValueError, match=r"raw\.tsv:4: duplicate id 'song-0'"):
+        lyra(tmp_path / "a")
+    raw.write_text(_LYRA_HEADER + "song-0\tVoice\n")
+    with pytest.raises(ValueError, match=r"raw\.tsv:2: expected 9 columns, got 2"):
+        lyra(tmp_path / "a")
+    raw.write_text("id\tgenres\n")
+    with pytest.raises(ValueError, match=r"raw\.tsv:1: expected a tab-separated header"):
+        lyra(tmp_path / "a")
+    _lyra(tmp_path / "b", n=3, audio=False)
+    with pytest.raises(ValueError, match=r"raw\.tsv: 3 of 3 listed recordings have no audio file"):
+        lyra(tmp_path / "b")
+
+
+# --- Saraga -------------------------------------------------------------------------------------
+
+def _carnatic_meta(mbid: str, raga: str) -> dict:
+    return {
+        "mbid": mbid, "title": "T",
+        "artists": [{"artist": {"name": "A"}, "instrument": {"name": "Voice"}, "lead": True},
+                    {"artist": {"name": "B"}, "instrument": {"name": "Mridangam"}, "lead": False}],
+        "raaga": [{"uuid": "u", "name": "Śrīranjani", "common_name": raga}],
+        "taala": [{"uuid": "u", "name": "Ādi", "common_name": "adi"}],
+        "form": [{"name": "Kriti"}],
+    }
+
+
+def _saraga(root: Path, collection: str, metas: dict[str, dict], audio: str | None = ".mp3.mp3") -> None:
+    for title, meta in metas.items():
+        folder = root / collection / "Some concert" / title
+        folder.mkdir(parents=True)
+        (folder / f"{title}.json").write_text(json.dumps(meta))
+        (folder / f"{title}.sections-manual-p.txt").write_text("")
+        if audio:
+            _touch(folder / f"{title}{audio}")
+
+
+def test_saraga_carnatic_tags_paths_and_split(tmp_path):
+    _saraga(tmp_path, "saraga1.5_carnatic", {f"Song {i}": _carnatic_meta(f"m{i}", f"raga{i % 2}") for i in range(6)})
+    rows = saraga_carnatic(tmp_path)
+    assert [r["id"] for r in rows] == [f"m{i}" for i in range(6)]
+    assert rows[0]["path"] == str(tmp_path / "saraga1.5_carnatic/Some concert/Song 0/Song 0.mp3.mp3")
+    assert rows[0]["labels"] == ["form--Kriti", "instrument--Mridangam", "instrument--Voice", "raga--raga0",
+                                 "tala--adi"]
+    assert {r["id"]: r["split"] for r in rows} == random_split([f"m{i}" for i in range(6)])
+    assert saraga_carnatic(tmp_path / "saraga1.5_carnatic") == rows
+
+
+def test_saraga_hindustani_fields_and_plain_mp3(tmp_path):
+    meta = {
+        "mbid": "h1",
+        "artists": [{"artist": {"name": "A"}, "instrument": {"name": "Tabla"}}, {"artist": {"name": "C"}}],
+        "raags": [{"uuid": "u", "common_name": "Bilaskhani todi", "name": "Bilāsakhānī tōḍī"}],
+        "taals": [{"common_name": "Teentaal"}, {"common_name": "Teentaal"}],
+        "layas": [{"common_name": "Vilambit"}],
+        "forms": [{"common_name": "Khayal", "name": "Khyāl"}],
+    }
+    _saraga(tmp_path, "saraga1.5_hindustani", {"Bairagi": meta}, audio=".mp3")
+    _write_splits(tmp_path / "splits", test=["h1"])
+    [row] = saraga_hindustani(tmp_path)
+    assert row["path"].endswith("Bairagi/Bairagi.mp3") and row["split"] == "test"
+    assert row["labels"] == ["form--Khayal", "instrument--Tabla", "raga--Bilaskhani todi", "tala--Teentaal"]
+
+
+def test_saraga_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no recording metadata"):
+        saraga_carnatic(tmp_path)
+    _saraga(tmp_path / "a", "saraga1.5_carnatic", {"S": {"title": "no id"}})
+    with pytest.raises(ValueError, match=r"S\.json: no recording 'mbid'"):
+        saraga_carnatic(tmp_path / "a")
+    _saraga(tmp_path / "b", "saraga1.5_carnatic", {"S": {"mbid": "x", "raaga": "kalyani"}})
+    with pytest.raises(ValueError, match=r"S\.json: 'raaga' must be a list of objects"):
+        saraga_carnatic(tmp_path / "b")
+    _saraga(tmp_path / "c", "saraga1.5_carnatic", {"S": {"mbid": "x"}, "T": {"mbid": "x"}})
+    with pytest.raises(ValueError, match=r"T\.json: mbid x is also the id of .*S\.mp3\.mp3"):
+        saraga_carnatic(tmp_path / "c")
+    _saraga(tmp_path / "d", "saraga1.5_carnatic", {"S": {}})
+    (tmp_path / "d/saraga1.5_carnatic/Some concert/S/S.json").write_text('{\n"mbid": }')
+    with pytest.raises(ValueError, match=r"S\.json:2: invalid JSON"):
+        saraga_carnatic(tmp_path / "d")
+    _saraga(tmp_path / "e", "saraga1.5_carnatic", {"S": _carnatic_meta("m", "r")}, audio=None)
+    with pytest.raises(ValueError, match=r"saraga1\.5_carnatic: 1 of 1 listed recordings have no audio file, "
+                                         r"e\.g\.:\n.*S/S\.mp3\.mp3"):
+        saraga_carnatic(tmp_path / "e")
+
+
+# --- Turkish makam ------------------------------------------------------------------------------
+
+def _makam(root: Path, metas: dict[str, dict], audio: bool = True) -> None:
+    (root / "metadata").mkdir(parents=True)
+    for mbid, meta in metas.items():
+        (root / "metadata" / f"{mbid}.json").write_text(json.dumps(meta))
+        if audio:
+            _touch(root / "audio" / f"{mbid}.mp3")
+
+
+def test_makam_tags_from_dunya_records(tmp_path):
+    meta = {"mbid": "a1", "makamlist": [{"name": "Hicaz", "uuid": "u"}], "usullist": [{"name": "Aksak"}],
+            "performers": [{"name": "P", "instrument": {"name": "Ney"}}, {"name": "Q", "instrument": None}]}
+    _makam(tmp_path, {f"a{i}": meta for i in range(5)})
+    rows = makam(tmp_path)
+    assert rows[0] == {"path": str(tmp_path / "audio/a0.mp3"), "split": rows[0]["split"],
+                       "labels": ["instrument--Ney", "makam--Hicaz", "usul--Aksak"], "id": "a0", "split_seed": 0}
+    assert {r["id"]: r["split"] for r in rows} == random_split([f"a{i}" for i in range(5)])
+
+
+def test_makam_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"metadata: no recording metadata"):
+        makam(tmp_path)
+    _makam(tmp_path / "a", {"a1": {"makamlist": [{"uuid": "u"}]}})
+    with pytest.raises(ValueError, match=r"a1\.json: an entry of 'makamlist' has no common_name or name"):
+        makam(tmp_path / "a")
+    _makam(tmp_path / "b", {"a1": {}, "a2": {}}, audio=False)
+    with pytest.raises(ValueError, match=r"metadata: 2 of 2 listed recordings have no audio file"):
+        makam(tmp_path / "b")
+
+
+# --- registry -----------------------------------------------------------------------------------
+
+def test_registry_options_and_written_task_loads(tmp_path):
+    assert {name: r.options for name, r in CULTUREMERT_READERS.items()} == {
+        "fma-medium": {"top_k": 20}, "lyra": {"top_k": 30},
+        "saraga-carnatic": {"top_k": 20, "max_duration": 330.0},
+        "saraga-hindustani": {"top_k": 20, "max_duration": 780.0},
+        "makam": {"top_k": 30, "max_duration": 150.0},
+    }
+    assert all(r.task_type == "multilabel" for r in CULTUREMERT_READERS.values())
+    _lyra(tmp_path / "lyra", n=20)
+    reader = CULTUREMERT_READERS["lyra"]
+    task = load_task(write_task(reader.read(tmp_path / "lyra"), tmp_path / "tasks", "lyra", reader.task_type,
+                                **reader.options))
+    assert task.top_k == 30 and len(task.items) == 20
+    assert "genres--Traditional" in task.vocabulary
