@@ -20,6 +20,7 @@ import yaml
 from ..utils.atomic import write_text
 from .culturemert_readers import CULTUREMERT_READERS
 from .dataset_files import DatasetReader, read_lines
+from .efficient_readers import EFFICIENT_READERS
 from .tasks import SPLITS, TASK_TYPES
 
 __all__ = ["READERS", "DatasetReader", "giantsteps_key", "gtzan", "magnatagatune", "normalise_key", "nsynth",
@@ -213,4 +214,5 @@ READERS: dict[str, DatasetReader] = {
     "nsynth-instrument": DatasetReader(partial(nsynth, target="instrument"), "multiclass", {"window": 4.0}),
     "nsynth-pitch": DatasetReader(partial(nsynth, target="pitch"), "multiclass", {"window": 4.0}),
     **CULTUREMERT_READERS,  # fma-medium, lyra, makam, saraga-carnatic, saraga-hindustani
+    **EFFICIENT_READERS,  # mtg-jamendo-*, vocalset-*, giantsteps-mtg-key, emomusic
 }
