@@ -19,15 +19,13 @@ import yaml
 
 from ..utils.atomic import write_text
 from .culturemert_readers import CULTUREMERT_READERS
-from .dataset_files import DatasetReader, read_lines
+from .dataset_files import DatasetReader, giantsteps_items, normalise_key, read_lines
 from .efficient_readers import EFFICIENT_READERS
 from .tasks import SPLITS, TASK_TYPES
 
 __all__ = ["READERS", "DatasetReader", "giantsteps_key", "gtzan", "magnatagatune", "normalise_key", "nsynth",
            "write_task"]
 
-_PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_SHARPS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
 def write_task(
@@ -115,36 +113,6 @@ def gtzan(root: Path) -> list[dict]:
     return rows
 
 
-def normalise_key(text: str) -> str:
-    """Map a key name such as ``"Eb major"`` or ``"c# MINOR"`` to mir_eval spelling (``"D# major"``)."""
-    parts = text.split()
-    if len(parts) != 2 or parts[1].lower() not in ("major", "minor"):
-        raise ValueError(f"unknown key {text!r}")
-    tonic, mode = parts[0].replace("♯", "#").replace("♭", "b"), parts[1].lower()
-    letter, accidentals = tonic[:1].upper(), tonic[1:]
-    if letter not in _PITCH_CLASS or any(a not in "#b" for a in accidentals):
-        raise ValueError(f"unknown key {text!r}")
-    pitch = (_PITCH_CLASS[letter] + accidentals.count("#") - accidentals.count("b")) % 12
-    return f"{_SHARPS[pitch]} {mode}"
-
-
-def _giantsteps_items(root: Path) -> list[tuple[str, str]]:
-    """(audio path, key) per ``annotations/key/<id>.key`` in a GiantSteps-style folder, sorted by id."""
-    folder = root / "annotations" / "key"
-    files = sorted(folder.glob("*.key"))
-    if not files:
-        raise FileNotFoundError(f"{folder}: no .key annotation files found")
-    items = []
-    for file in files:
-        text = file.read_text().strip()
-        try:
-            key = normalise_key(text)
-        except ValueError:
-            raise ValueError(f"{file}: unknown key {text!r}; expected e.g. 'C# minor' or 'Eb major'") from None
-        items.append((str(root / "audio" / f"{file.stem}.mp3"), key))
-    return items
-
-
 def giantsteps_key(
     root: Path, valid_fraction: float = 0.1, seed: int = 0, test_fraction: float = 0.2
 ) -> list[dict]:
@@ -157,11 +125,11 @@ def giantsteps_key(
     comparable with the published protocol.
     """
     root = Path(root)
-    items = _giantsteps_items(root)
+    items = giantsteps_items(root)
     mtg = root / "mtg"
     rng = random.Random(seed)
     if mtg.is_dir():
-        test, pool = items, _giantsteps_items(mtg)
+        test, pool = items, giantsteps_items(mtg)
         rng.shuffle(pool)
     else:
         rng.shuffle(items)

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 
 from .culturemert_readers import SPLIT_SEED, random_split
-from .dataset_files import DatasetReader, read_lines
+from .dataset_files import DatasetReader, giantsteps_items, normalise_key, read_lines
 
 __all__ = ["EFFICIENT_READERS", "MTG_SUBSETS", "VOCALSET_TECHNIQUES", "VOCALSET_TEST_SINGERS", "emomusic",
            "giantsteps_mtg_key", "mtg_jamendo", "vocalset"]
@@ -155,7 +155,6 @@ def giantsteps_mtg_key(
     audio ``audio/<ID>.LOFI.mp3``. `valid_fraction` of it, drawn with `seed`, is the valid split
     (MARBLE instead holds out artists by hash, which needs beatport_metadata.txt).
     """
-    from .datasets import _giantsteps_items
 
     root = Path(root)
     if mtg_root is None:
@@ -163,7 +162,7 @@ def giantsteps_mtg_key(
     else:
         key_root, mtg_root = root, Path(mtg_root)
     test = [{"path": path, "split": "test", "labels": key, "id": Path(path).name.split(".")[0]}
-            for path, key in _giantsteps_items(key_root)]
+            for path, key in giantsteps_items(key_root)]
     _check_audio(test, key_root / "annotations" / "key")
     source = mtg_root / "annotations" / "annotations.txt"
     keys = _mtg_keys(source)
@@ -175,7 +174,6 @@ def giantsteps_mtg_key(
 
 def _mtg_keys(source: Path) -> dict[str, str]:
     """ID -> mir_eval key of the confident (C = 2), single-key lines of GiantSteps-MTG annotations.txt."""
-    from .datasets import normalise_key
 
     lines = read_lines(source)
     if not lines or [f.strip() for f in lines[0][1].split("\t")] != ["ID", "MANUAL KEY", "C"]:
