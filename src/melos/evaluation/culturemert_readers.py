@@ -16,14 +16,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .dataset_files import DatasetReader, read_lines
+from .dataset_files import DatasetReader, check_audio, read_lines
 from .tasks import SPLITS
 
 __all__ = ["CULTUREMERT_READERS", "fma_medium", "lyra", "makam", "published_split", "random_split",
            "saraga_carnatic", "saraga_hindustani"]
 
 SPLIT_SEED = 0
-_SHOWN_MISSING = 5  # missing audio files listed in the error
 _FMA_SPLITS = {"training": "train", "validation": "valid", "test": "test"}
 _FMA_MEDIUM = ("small", "medium")  # FMA-medium is the medium subset plus the small one it contains
 _LYRA_TAG_COLUMNS = ("genres", "instruments", "place")
@@ -81,16 +80,6 @@ def _split_rows(root: Path, items: dict[str, tuple[Path, list[str]]]) -> list[di
     ]
 
 
-def _check_audio(rows: list[dict], source: Path) -> list[dict]:
-    """Raise one error listing the rows whose audio file is missing; return `rows` otherwise."""
-    missing = [row["path"] for row in rows if not Path(row["path"]).is_file()]
-    if missing:
-        shown = "\n".join(missing[:_SHOWN_MISSING])
-        raise ValueError(f"{source}: {len(missing)} of {len(rows)} listed recordings have no audio file, "
-                         f"e.g.:\n{shown}")
-    return rows
-
-
 def _open_csv(path: Path, delimiter: str = ",") -> tuple[Any, Any]:
     """Open `path` for csv reading; a missing file is named in the error."""
     try:
@@ -121,7 +110,7 @@ def fma_medium(root: Path) -> list[dict]:
             row = _fma_row(root, source, n, record, columns)
             if row is not None:
                 rows.append(row)
-    return _check_audio(rows, source)
+    return check_audio(rows, source)
 
 
 def _fma_columns(source: Path, reader: Any) -> dict[str, int]:
@@ -186,7 +175,7 @@ def lyra(root: Path) -> list[dict]:
         tags = sorted({f"{column}--{value.strip()}" for column in _LYRA_TAG_COLUMNS
                        for value in fields[column].split("|") if value.strip() not in ("", "None")})
         items[id_] = (root / "audio" / f"{id_}.mp3", tags)
-    return _check_audio(_split_rows(root, items), source)
+    return check_audio(_split_rows(root, items), source)
 
 
 def saraga_carnatic(root: Path) -> list[dict]:
@@ -223,7 +212,7 @@ def _saraga(root: Path, collection: str, fields: dict[str, str]) -> list[dict]:
         if mbid in items:
             raise ValueError(f"{file}: mbid {mbid} is also the id of {items[mbid][0]}")
         items[mbid] = (_saraga_audio(file), _saraga_tags(file, meta, fields))
-    return _check_audio(_split_rows(root, items), folder)
+    return check_audio(_split_rows(root, items), folder)
 
 
 def makam(root: Path) -> list[dict]:
@@ -247,7 +236,7 @@ def makam(root: Path) -> list[dict]:
         tags |= {f"instrument--{i['name'].strip()}" for i in instruments
                  if isinstance(i, dict) and isinstance(i.get("name"), str) and i["name"].strip()}
         items[file.stem] = (root / "audio" / f"{file.stem}.mp3", sorted(tags))
-    return _check_audio(_split_rows(root, items), folder)
+    return check_audio(_split_rows(root, items), folder)
 
 
 def _names(file: Path, entries: list[dict], key: str) -> list[str]:

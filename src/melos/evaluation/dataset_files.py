@@ -1,6 +1,6 @@
 """What several dataset readers share: the reader record `melos data task` dispatches on,
-line-numbered reading of metadata files (so errors can name the line), and key names and
-GiantSteps key annotations (read by both suites' key tasks)."""
+line-numbered reading of metadata files (so errors can name the line), the missing-audio check,
+key names and GiantSteps key annotations (read by both suites' key tasks)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,17 @@ from typing import Any, Callable
 
 _PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 _SHARPS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+SHOWN_MISSING = 5  # missing audio files listed in the error
+
+
+def check_audio(rows: list[dict], source: Path) -> list[dict]:
+    """Raise one error naming how many rows have no audio file (and the first few); else return `rows`."""
+    missing = [row["path"] for row in rows if not Path(row["path"]).is_file()]
+    if missing:
+        shown = "\n".join(missing[:SHOWN_MISSING])
+        raise ValueError(f"{source}: {len(missing)} of {len(rows)} listed recordings have no audio file, "
+                         f"e.g.:\n{shown}")
+    return rows
 
 
 def read_lines(path: Path) -> list[tuple[int, str]]:

@@ -18,12 +18,11 @@ from functools import partial
 from pathlib import Path
 
 from .culturemert_readers import SPLIT_SEED, random_split
-from .dataset_files import DatasetReader, giantsteps_items, normalise_key, read_lines
+from .dataset_files import DatasetReader, check_audio, giantsteps_items, normalise_key, read_lines
 
 __all__ = ["EFFICIENT_READERS", "MTG_SUBSETS", "VOCALSET_TECHNIQUES", "VOCALSET_TEST_SINGERS", "emomusic",
            "giantsteps_mtg_key", "mtg_jamendo", "vocalset"]
 
-_SHOWN_MISSING = 5  # missing audio files listed in the error
 _MTG_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
 _MTG_HEADER = ["TRACK_ID", "ARTIST_ID", "ALBUM_ID", "PATH", "DURATION", "TAGS"]
 MTG_SUBSETS = {"top50tags": "autotagging_top50tags", "genre": "autotagging_genre",
@@ -34,16 +33,6 @@ VOCALSET_TECHNIQUES = ("belt", "breathy", "inhaled", "lip_trill", "spoken", "str
 VOCALSET_TEST_SINGERS = ("f2", "f8", "m3", "m5", "m10")
 _SINGER_FOLDER = re.compile(r"^(f|m)(?:emale|ale)?(\d+)$")
 _GIANTSTEPS_FOLDERS = ("giantsteps-key-dataset", "giantsteps-mtg-key-dataset")
-
-
-def _check_audio(rows: list[dict], source: Path) -> list[dict]:
-    """Raise one error naming how many rows have no audio file (and the first few); else return `rows`."""
-    missing = [row["path"] for row in rows if not Path(row["path"]).is_file()]
-    if missing:
-        shown = "\n".join(missing[:_SHOWN_MISSING])
-        raise ValueError(f"{source}: {len(missing)} of {len(rows)} listed recordings have no audio file, "
-                         f"e.g.:\n{shown}")
-    return rows
 
 
 def _hold_out(ids: list[str], fraction: float, seed: int) -> set[str]:
@@ -75,7 +64,7 @@ def mtg_jamendo(root: Path, subset: str = "top50tags", split: int = 0, audio: Pa
                 raise ValueError(f"{source}:{n}: track {track} is already in the {seen[track]!r} split")
             seen[track] = ours
             rows.append({"path": str(_mtg_audio(audio_root, path)), "split": ours, "labels": tags, "id": track})
-    return _check_audio(rows, folder)
+    return check_audio(rows, folder)
 
 
 def _mtg_records(source: Path) -> list[tuple[int, str, str, list[str]]]:
@@ -163,13 +152,13 @@ def giantsteps_mtg_key(
         key_root, mtg_root = root, Path(mtg_root)
     test = [{"path": path, "split": "test", "labels": key, "id": Path(path).name.split(".")[0]}
             for path, key in giantsteps_items(key_root)]
-    _check_audio(test, key_root / "annotations" / "key")
+    check_audio(test, key_root / "annotations" / "key")
     source = mtg_root / "annotations" / "annotations.txt"
     keys = _mtg_keys(source)
     valid = _hold_out(list(keys), valid_fraction, seed)
     train = [{"path": str(mtg_root / "audio" / f"{id_}.LOFI.mp3"), "split": "valid" if id_ in valid else "train",
               "labels": key, "id": id_} for id_, key in sorted(keys.items(), key=lambda kv: int(kv[0]))]
-    return _check_audio(train, source) + test
+    return check_audio(train, source) + test
 
 
 def _mtg_keys(source: Path) -> dict[str, str]:
@@ -226,7 +215,7 @@ def emomusic(root: Path) -> list[dict]:
         split = "test" if record["Mediaeval 2013 set"] == "evaluation" else _emomusic_split(record["Artist"])
         rows.append({"path": str(root / "clips_45seconds" / f"{song}.mp3"), "split": split,
                      "labels": targets[song], "id": str(song)})
-    return _check_audio(sorted(rows, key=lambda row: int(row["id"])), folder / "songs_info.csv")
+    return check_audio(sorted(rows, key=lambda row: int(row["id"])), folder / "songs_info.csv")
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
