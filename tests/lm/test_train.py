@@ -191,4 +191,4 @@ def test_two_processes_train_it_with_torchrun(data, tmp_path):
     # Same weights and rows at step 0; the loss is a mean over answer tokens per process, averaged
     # over the two, so it differs from the one-process mean only by how tokens split between them.
     assert ddp[0] == pytest.approx(single[0], rel=0.15)
-    assert load_model(tmp_path / "ddp" / "instruct")[0].config.layers == load_model(tmp_path / "single" / "instruct")[0].config.layers
+    assert load_model(tmp_path / "ddp" / "instruct")[0].connector is not None  # rank 0 exported a loadable model

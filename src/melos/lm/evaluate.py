@@ -19,7 +19,7 @@ import torch
 from ..audio import load
 from .audio_features import AudioFeaturizer, Clip
 from .model import MusicLM
-from .muchomusic import Question, parse_answer, prompt, score
+from .muchomusic import Question, prompt, score
 from .prompting import AUDIO_MARKER, collate, encode_conversation
 from .rows import Row
 
@@ -145,5 +145,4 @@ def paired_drop(correct: list[bool], ablated: list[bool], seed: int = 0, n_boot:
     return float(a.mean() - b.mean()), float(np.percentile(drops, 2.5)), float(np.percentile(drops, 97.5))
 
 
-__all__ = ["ABLATIONS", "Answered", "answer", "derangement", "describe", "evaluate", "features_for", "paired_drop",
-           "parse_answer"]
+__all__ = ["ABLATIONS", "Answered", "answer", "derangement", "describe", "evaluate", "features_for", "paired_drop"]
