@@ -85,3 +85,25 @@ def test_load_errors_name_the_file(tmp_path):
     save_file(tensors, tmp_path / "cut.safetensors", metadata=metadata)
     with pytest.raises(CheckpointError, match="cut.safetensors: probe file lacks w2"):
         SavedProbe.load(tmp_path / "cut.safetensors")
+
+
+def test_regression_probe_learns_standardised_targets_and_saves_raw_units(tmp_path, tone_task):
+    """Targets near 1000: unstandardised, no learning rate of the grid moves the output that far in
+    20 epochs (r² far below 0); standardised, the probe beats the mean, and both the saved
+    outputs and the saved probe's predictions are in the targets' own units."""
+    torch.manual_seed(0)
+    task_file = tone_task(tmp_path, "regression")
+    out = tmp_path / "results"
+    assert main(["probe", "--model", "mert-tiny", "--task", str(task_file), "--out", str(out), "--cache",
+                 str(tmp_path / "cache"), "--seeds", "1", "--epochs", "20", "--no-progress"]) == 0
+    run = json.loads((out / "results.json").read_text())["runs"]["mert-tiny"]["tones-regression"]
+    assert run["test"]["r2"]["mean"] > 0.3
+    cache = next((tmp_path / "cache").iterdir())
+    test = load_split(cache, load_task(task_file), "test")
+    saved = load_file(out / run["test_outputs"])
+    torch.testing.assert_close(saved["targets"], test.targets)
+    assert 1000 < float(saved["outputs"].mean()) < 1012
+    windows = SavedProbe.load(out / run["probe_weights"]).predict(test.features)
+    n_tracks = int(test.groups.max()) + 1
+    tracks = torch.zeros(n_tracks, 1).index_add_(0, test.groups, windows) / torch.bincount(test.groups)[:, None]
+    torch.testing.assert_close(tracks, saved["outputs"][0], atol=1e-3, rtol=0)

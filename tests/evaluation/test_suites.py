@@ -1,6 +1,8 @@
 """`melos probe --suite`: the tasks present under the data root are written, probed and tabled
 beside the published numbers; the missing ones are listed."""
 
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -48,5 +50,6 @@ def test_probe_suite_runs_what_is_there_and_lists_the_rest(tmp_path, capsys):
     assert 0 <= accuracy <= 100 and "| 74.8 |" in row
     assert "skipped magnatagatune: no folder" in text and "skipped vocalset-singer: no folder" in text
     assert (out / "tasks" / "gtzan.yaml").is_file()
+    assert json.loads((out / "results.json").read_text())["suites"] == ["efficient"]  # for `melos report`
     assert main(["probe", "--model", "mert-tiny", "--suite", "efficient", "--out", str(out)]) == 2
     assert "--suite needs --data-root" in capsys.readouterr().err

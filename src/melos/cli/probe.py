@@ -22,8 +22,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--suite", choices=["culturemert", "efficient"], default=None,
                    help="every task of a paper's suite whose dataset is under --data-root (culturemert: makam, "
                         "saraga1.5_hindustani, saraga1.5_carnatic, lyra, fma, magnatagatune; efficient: "
-                        "magnatagatune, giantsteps, gtzan, emomusic, nsynth, vocalset); writes OUT/suite.md beside "
-                        "the published MERT-v1-95M numbers; missing datasets are skipped and listed")
+                        "magnatagatune, mtg-jamendo-dataset, giantsteps, gtzan, emomusic, nsynth, vocalset); writes "
+                        "OUT/suite.md beside the published numbers (MERT-v1-95M; for efficient also the paper's "
+                        "MERT-330); missing datasets are skipped and listed")
     p.add_argument("--data-root", default=None, help="folder holding the suite's datasets, one folder each")
     p.add_argument("--out", required=True, help="folder for results.json and results.md")
     p.add_argument("--cache", default="cache/features", help="feature cache root (default cache/features)")
@@ -58,7 +59,8 @@ def run(model: list[str], task: list[str], suite: str | None, data_root: str | N
     else:
         tasks = [load_task(t) for t in task]
     results = run_probes(model, tasks, out, cache,
-                         lambda t: ProbeConfig(t.type, dropout=dropout, max_epochs=epochs), seeds, device, progress)
+                         lambda t: ProbeConfig(t.type, dropout=dropout, max_epochs=epochs), seeds, device, progress,
+                         suite=suite)
     print((Path(out) / "results.md").read_text())
     if suite:
         table = suite_table(suite, results["summary"])

@@ -70,6 +70,14 @@ def probe_task(folder: str | Path, task: Task, config: ProbeConfig, seeds: int =
     std, mean = torch.std_mean(train.features, dim=1, keepdim=True)  # [n_layers, 1, H]
     for split in (train, valid, test):
         split.features = (split.features - mean) / (std + 1e-6)
+    # Regression probes learn standardised targets (as MARBLE does), so a target's offset and
+    # scale (Emomusic's 1-9) do not decide which learning rate fits; r² is unchanged by it.
+    scale, shift = torch.ones(1), torch.zeros(1)
+    if task.type == "regression":
+        scale, shift = torch.std_mean(train.targets, dim=0)
+        scale = scale.clamp_min(1e-6)
+    targets = {name: (split.targets - shift) / scale if task.type == "regression" else split.targets
+               for name, split in (("train", train), ("valid", valid), ("test", test))}
     n_layers = train.features.shape[0]
     members = [Member(layer, lr) for layer in [*range(n_layers), WEIGHTED] for lr in lrs]
     primary = PRIMARY[task.type]
@@ -80,11 +88,12 @@ def probe_task(folder: str | Path, task: Task, config: ProbeConfig, seeds: int =
     valid_scores, test_scores, test_outputs, first_states = [], [], [], []
     for seed in range(seeds):
         result = GridTrainer(config, members, n_outputs(task, train.targets), seed, metric).fit(
-            (train.features, train.targets[train.groups]), (valid.features, valid.targets),
-            (test.features, test.targets), valid.groups, test.groups)
+            (train.features, targets["train"][train.groups]), (valid.features, targets["valid"]),
+            (test.features, targets["test"]), valid.groups, test.groups)
+        outputs = result.test_outputs * scale + shift if task.type == "regression" else result.test_outputs
         valid_scores.append(result.best_valid)
-        test_scores.append(task_metrics(task, result.test_outputs, test.targets))
-        test_outputs.append(result.test_outputs)
+        test_scores.append(task_metrics(task, outputs, test.targets))
+        test_outputs.append(outputs)
         first_states = first_states or result.best_states  # one seed's states: the grid's are large
     valid_mean = torch.stack(valid_scores).mean(0)  # (M,)
     chosen = int(valid_mean.argmax())  # validation only: test never influences the choice
@@ -94,8 +103,11 @@ def probe_task(folder: str | Path, task: Task, config: ProbeConfig, seeds: int =
                        "targets": test.targets.contiguous()}, tmp)
     if probe_to is not None:
         n_out = n_outputs(task, train.targets)
+        state = dict(first_states[chosen])
+        if task.type == "regression":  # fold the target standardisation into the output layer
+            state["w2"], state["b2"] = state["w2"] * scale, state["b2"] * scale + shift
         SavedProbe(task.name, task.type, output_labels(task, n_out), members[chosen].layer, task.window,
-                   task.hop or task.window, model_hash, first_states[chosen], mean, std).save(probe_to)
+                   task.hop or task.window, model_hash, state, mean, std).save(probe_to)
     grid = [{"layer": "weighted" if m.layer == WEIGHTED else m.layer, "lr": m.lr,
              "valid": float(valid_mean[i]),
              "test": {k: float(torch.stack([s[k][i] for s in test_scores]).mean()) for k in test_scores[0]}}
@@ -122,15 +134,16 @@ def results_table(summary: dict[str, dict[str, dict]]) -> str:
 
 def run_probes(models: list[str], tasks: list[Task], out: str | Path, cache: str | Path, config_for:
                Callable[[Task], ProbeConfig], seeds: int, device: str = "cpu", progress: bool = True,
-               lrs: tuple[float, ...] = LEARNING_RATES) -> dict:
+               lrs: tuple[float, ...] = LEARNING_RATES, suite: str | None = None) -> dict:
     """Features (cached) + probes for every model x task; writes results.json, results.md and
     each run's test outputs (test_outputs/INDEX-TASK.safetensors) and trained probe
-    (probes/INDEX-TASK.safetensors, see `saved_probe`), both named in its run."""
+    (probes/INDEX-TASK.safetensors, see `saved_probe`), both named in its run. `suite` (a
+    `suites.SUITES` name) is recorded so that `melos report` can table it again."""
     from .features import extract_features
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    results: dict = {"runs": {}, "summary": {}}
+    results: dict = {"runs": {}, "summary": {}, "suites": [suite] if suite else []}
     for index, model in enumerate(models):
         for task in tasks:
             folder, _ = extract_features(model, task, cache, device=device, progress=progress)

@@ -1,6 +1,7 @@
 """`melos report`: merge probing results into one table and draw the plots people look at.
 
-- `table.md`: models x (task, metric), mean ± std over seeds;
+- `table.md`: models x (task, metric), mean ± std over seeds, then for each paper's suite that a
+  merged run came from (`melos probe --suite`), that suite's table beside the published numbers;
 - `layers_<task>.png`: score vs layer, one line per model (for each layer, the learning rate
   chosen on validation; the score shown is test's primary metric);
 - `heatmap.png`: model x task, primary test metric.
@@ -14,11 +15,12 @@ from pathlib import Path
 from ..utils.atomic import write_text
 from ..utils.plotting import pyplot, save_figure
 from .protocol import results_table
+from .suites import suite_table
 
 
 def merge_results(paths: list[str | Path]) -> dict:
     """Union of several results.json files; a later file wins for the same (model, task)."""
-    merged: dict = {"runs": {}, "summary": {}}
+    merged: dict = {"runs": {}, "summary": {}, "suites": []}
     for path in paths:
         try:
             data = json.loads(Path(path).read_text())
@@ -28,6 +30,7 @@ def merge_results(paths: list[str | Path]) -> dict:
             for task, run in runs.items():
                 merged["runs"].setdefault(model, {})[task] = run
                 merged["summary"].setdefault(model, {})[task] = run["test"]
+        merged["suites"] += [s for s in data.get("suites", []) if s not in merged["suites"]]
     if not merged["runs"]:
         raise ValueError("no probing results in the given files")
     return merged
@@ -52,7 +55,9 @@ def write_report(results: dict, out: str | Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "table.md"]
-    write_text(written[0], results_table(results["summary"]))
+    suites = "".join(f"\n## {suite} suite\n\n{suite_table(suite, results['summary'])}\n"
+                     for suite in results.get("suites", []))
+    write_text(written[0], results_table(results["summary"]) + suites)
     tasks = sorted({task for runs in results["runs"].values() for task in runs})
     models = list(results["runs"])
     for task in tasks:

@@ -7,7 +7,9 @@ published numbers (`melos probe --suite`).
                        MERT-v1-95M number beside each result, and the difference
 
 References are x100, as the papers print them (spec sections 5 and 7): CultureMERT's Table 4.1
-(ROC-AUC / AP) and MARBLE's MERT-v1-95M numbers for the downstream suite.
+(ROC-AUC / AP of MERT-v1-95M), and for the downstream suite MARBLE's MERT-v1-95M numbers beside the
+efficient-encoder paper's own MERT-330 row (its Table 3, same probe head as that paper's models).
+A reference a paper does not report is None and shows as "-".
 """
 
 from __future__ import annotations
@@ -22,36 +24,44 @@ from .tasks import Task, load_task
 
 @dataclass(frozen=True)
 class SuiteTask:
-    """One row of a suite: the reader (a `READERS` name), its folder under the data root, the
-    metrics the paper reports and the published MERT-v1-95M values of those metrics (x100)."""
+    """One row group of a suite: the reader (a `READERS` name), its folder under the data root,
+    the metrics the paper reports and, per reference model of the suite, the published values of
+    those metrics (x100)."""
 
     reader: str
     folder: str
     metrics: tuple[str, ...]
-    reference: tuple[float, ...]
+    reference: tuple[tuple[float | None, ...], ...]
 
 
+REFERENCES: dict[str, tuple[str, ...]] = {
+    "culturemert": ("MERT-v1-95M (CultureMERT)",),
+    "efficient": ("MERT-v1-95M (MARBLE)", "MERT-330 (efficient paper)"),
+}
 SUITES: dict[str, list[SuiteTask]] = {
     "culturemert": [
-        SuiteTask("makam", "makam", ("roc_auc", "ap"), (83.2, 53.3)),
-        SuiteTask("saraga-hindustani", "saraga1.5_hindustani", ("roc_auc", "ap"), (82.4, 52.9)),
-        SuiteTask("saraga-carnatic", "saraga1.5_carnatic", ("roc_auc", "ap"), (74.9, 39.7)),
-        SuiteTask("lyra", "lyra", ("roc_auc", "ap"), (85.7, 56.5)),
-        SuiteTask("fma-medium", "fma", ("roc_auc", "ap"), (90.7, 48.1)),
-        SuiteTask("magnatagatune", "magnatagatune", ("roc_auc", "ap"), (89.6, 35.9)),
+        SuiteTask("makam", "makam", ("roc_auc", "ap"), ((83.2, 53.3),)),
+        SuiteTask("saraga-hindustani", "saraga1.5_hindustani", ("roc_auc", "ap"), ((82.4, 52.9),)),
+        SuiteTask("saraga-carnatic", "saraga1.5_carnatic", ("roc_auc", "ap"), ((74.9, 39.7),)),
+        SuiteTask("lyra", "lyra", ("roc_auc", "ap"), ((85.7, 56.5),)),
+        SuiteTask("fma-medium", "fma", ("roc_auc", "ap"), ((90.7, 48.1),)),
+        SuiteTask("magnatagatune", "magnatagatune", ("roc_auc", "ap"), ((89.6, 35.9),)),
     ],
     "efficient": [
-        SuiteTask("magnatagatune", "magnatagatune", ("roc_auc", "ap"), (91.0, 39.3)),
-        SuiteTask("giantsteps-mtg-key", "giantsteps", ("weighted_score",), (63.5,)),
-        SuiteTask("gtzan", "gtzan", ("accuracy",), (74.8,)),
-        SuiteTask("emomusic", "emomusic", ("r2/valence", "r2/arousal"), (55.5, 76.3)),
-        SuiteTask("nsynth-instrument", "nsynth", ("accuracy",), (70.7,)),
-        SuiteTask("nsynth-pitch", "nsynth", ("accuracy",), (92.6,)),
-        SuiteTask("vocalset-technique", "vocalset", ("accuracy",), (74.2,)),
-        SuiteTask("vocalset-singer", "vocalset", ("accuracy",), (83.7,)),
+        SuiteTask("magnatagatune", "magnatagatune", ("roc_auc", "ap"), ((91.0, 39.3), (89.1, 43.2))),
+        SuiteTask("mtg-jamendo-top50", "mtg-jamendo-dataset", ("roc_auc", "ap"), ((None, None), (78.6, 23.5))),
+        SuiteTask("giantsteps-mtg-key", "giantsteps", ("weighted_score",), ((63.5,), (85.6,))),
+        SuiteTask("gtzan", "gtzan", ("accuracy",), ((74.8,), (68.9,))),
+        SuiteTask("mtg-jamendo-genre", "mtg-jamendo-dataset", ("roc_auc", "ap"), ((None, None), (81.6, 13.7))),
+        SuiteTask("emomusic", "emomusic", ("r2/arousal", "r2/valence"), ((76.3, 55.5), (71.4, 41.3))),
+        SuiteTask("nsynth-instrument", "nsynth", ("accuracy",), ((70.7,), (65.9,))),
+        SuiteTask("mtg-jamendo-instrument", "mtg-jamendo-dataset", ("roc_auc", "ap"),
+                  ((None, None), (71.7, 16.3))),
+        SuiteTask("nsynth-pitch", "nsynth", ("accuracy",), ((92.6,), (92.8,))),
+        SuiteTask("vocalset-technique", "vocalset", ("accuracy",), ((74.2,), (64.2,))),
+        SuiteTask("vocalset-singer", "vocalset", ("accuracy",), ((83.7,), (90.5,))),
     ],
 }
-REFERENCE_MODEL = "MERT-v1-95M"
 
 
 def prepare_suite(suite: str, data_root: str | Path, out: str | Path) -> tuple[list[Task], list[str]]:
@@ -73,14 +83,18 @@ def prepare_suite(suite: str, data_root: str | Path, out: str | Path) -> tuple[l
 
 def suite_table(suite: str, summary: dict[str, dict[str, dict]]) -> str:
     """Markdown table in the paper's layout: per task and metric, each model's test mean x100, the
-    published MERT-v1-95M value and each model's difference from it."""
-    models = list(summary)
-    header = ["task", "metric", *models, REFERENCE_MODEL + " (published)", *[f"{m} - published" for m in models]]
+    suite's published reference values and each model's difference from each of them."""
+    models, references = list(summary), REFERENCES[suite]
+    header = ["task", "metric", *models, *(f"{r} published" for r in references),
+              *(f"{m} - {r}" for m in models for r in references)]
     rows = []
     for item in SUITES[suite]:
-        for metric, reference in zip(item.metrics, item.reference):
+        for i, metric in enumerate(item.metrics):
             values = [summary[m].get(item.reader, {}).get(metric, {}).get("mean") for m in models]
+            published = [ref[i] for ref in item.reference]
             cells = [f"{100 * v:.1f}" if v is not None else "-" for v in values]
-            diffs = [f"{100 * v - reference:+.1f}" if v is not None else "-" for v in values]
-            rows.append([item.reader, metric, *cells, f"{reference:.1f}", *diffs])
+            diffs = [f"{100 * v - p:+.1f}" if v is not None and p is not None else "-"
+                     for v in values for p in published]
+            rows.append([item.reader, metric, *cells, *(f"{p:.1f}" if p is not None else "-" for p in published),
+                         *diffs])
     return markdown_table(header, rows)
