@@ -66,7 +66,7 @@ def test_resume_and_a_subset_of_formats(folder, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("option, message", [
-    (["--formats", "ahap,mp4"], "unknown format(s) mp4"),
+    (["--formats", "ahap,gif"], "unknown format(s) gif"),
     (["--carrier", "400"], "carrier_hz must be 150-250 Hz"),
     (["--min-gap", "0.01"], "--min-gap must be 0.05-0.2 s"),
 ])

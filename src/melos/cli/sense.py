@@ -13,7 +13,7 @@ analysed (loudness envelopes, low band, brightness, onsets, beats and downbeats,
 percussive stems), mapped to one haptic track (transients on onsets and beats, a continuous bed
 from the bass), and exported. Every export passes a validator of its format before it is written.
 
-formats (--formats, default all):
+formats (--formats, default the five haptic ones):
   ahap     haptics.ahap: Apple Core Haptics pattern (iPhone; CHHapticPattern, AVAudioPlayer + CHHapticEngine)
   android  haptics.android.json: timings (ms) and amplitudes (0-255) for
            VibrationEffect.createWaveform (any Android phone)
@@ -22,6 +22,11 @@ formats (--formats, default all):
   haptic   haptics.haptic: Meta Haptics Studio / Lofelt clip (Meta Quest controllers, Haptics SDK)
   wav      drive.wav: 8 kHz signal for a voice-coil actuator or a haptic vest's audio input,
            a carrier at the actuator's resonance (--carrier, default 170 Hz)
+  html     sense.html: one offline page with the audio and every lane (waveform, spectrogram,
+           beats, onsets, stems, haptic layers, sections), a playhead on the audio's clock,
+           click to seek, and vibration with the transients where the browser can
+  mp4      video.mp4: H.264 + AAC, 720p 30 fps: the score scrolling under a fixed playhead
+           and an audio-reactive panel (bass / mid / treble, beat pulses)
 
 OUT gets a folder per input (its path relative to INPUT) with the files above and analysis.json,
 plus index.jsonl (one row per input). A bad file is reported with its reason and the others go
@@ -57,7 +62,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                             description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="audio file, folder (searched recursively) or JSONL manifest with a 'path' per line")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--formats", default=None, help="comma list of the formats above (default all)")
+    p.add_argument("--formats", default=None,
+                   help="comma list of the formats above (default ahap,android,ogg,haptic,wav)")
     p.add_argument("--preset", default="default", help="how strong transients and the bed are: subtle, default or punchy")
     p.add_argument("--beats", default="librosa",
                    help="beat tracker: librosa (default, no weights) or beat-this:CHECKPOINT (a Beat This! "
@@ -82,11 +88,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(input: str, out: str, formats: str | None, min_gap: float, probe: str | None = None, **kwargs) -> int:
-    from ..sense import FORMATS, sense
+    from ..sense import DEFAULT_FORMATS, sense
 
     if not 0.05 <= min_gap <= 0.2:
         raise ValueError(f"--min-gap must be 0.05-0.2 s, got {min_gap:g}")
-    chosen = [f.strip() for f in formats.split(",") if f.strip()] if formats else list(FORMATS)
+    chosen = [f.strip() for f in formats.split(",") if f.strip()] if formats else list(DEFAULT_FORMATS)
     summary = sense(input, out, formats=chosen, min_gap=min_gap, probe=probe, **kwargs)
     speed = summary.audio_seconds / max(summary.wall_seconds, 1e-9)
     print(f"haptics for {summary.n_done} files ({summary.audio_seconds / 60:.1f} min of audio, {speed:.1f}x real "

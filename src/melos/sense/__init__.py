@@ -6,8 +6,8 @@
 
 from .analysis import Analysis, analyze, analyze_file
 from .mapping import PRESETS, to_track
-from .pipeline import FORMATS, sense, track_of
+from .pipeline import DEFAULT_FORMATS, FORMATS, sense, track_of
 from .track import Continuous, HapticTrack, Transient
 
-__all__ = ["Analysis", "Continuous", "analyze", "analyze_file", "FORMATS", "HapticTrack", "PRESETS", "Transient", "sense", "to_track",
+__all__ = ["Analysis", "Continuous", "analyze", "analyze_file", "DEFAULT_FORMATS", "FORMATS", "HapticTrack", "PRESETS", "Transient", "sense", "to_track",
            "track_of"]

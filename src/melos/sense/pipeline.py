@@ -9,6 +9,8 @@ temporary folder, then renamed) and holds:
     haptics.ogg              the audio plus haptic PCM channel(s), tagged ANDROID_HAPTIC=<n>
     haptics.haptic           Meta Haptics Studio / Lofelt v1 clip
     drive.wav                8 kHz drive signal for a voice-coil actuator (carrier at its resonance)
+    sense.html               (format html) an offline page: the audio with every lane, in sync
+    video.mp4                (format mp4) H.264 + AAC: the scrolling score and an audio-reactive panel
     track.png                with `plot`: the waveform with the haptic layers under it
 
 With `model` (a melos encoder), analysis.json also lists the sections the encoder's embeddings
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -44,22 +47,34 @@ from .sections import sections
 from .tags import load_probe, section_tags
 from .track import HapticTrack
 
-FORMATS = ("ahap", "android", "ogg", "haptic", "wav")
+FORMATS = ("ahap", "android", "ogg", "haptic", "wav", "html", "mp4")
+DEFAULT_FORMATS = ("ahap", "android", "ogg", "haptic", "wav")  # the haptic ones: fast, for every run
 
 
 def _writers(carrier_hz: float) -> dict[str, tuple[str, Callable]]:
-    """Format -> (file name, writer(folder file, audio [C, N], sample_rate, track))."""
+    """Format -> (file name, writer(folder file, audio [C, N], sample_rate, track, analysis, title))."""
+    def html(path: Path, audio: np.ndarray, sr: int, track: HapticTrack, analysis: Analysis, title: str) -> None:
+        from .export.html import write_html
+        write_html(path, audio, sr, analysis, track, title=title)
+
+    def mp4(path: Path, audio: np.ndarray, sr: int, track: HapticTrack, analysis: Analysis, title: str) -> None:
+        from .export.video import write_video
+        write_video(path, audio, sr, analysis, track, title=title)
+
     return {
-        "ahap": ("haptics.ahap", lambda path, audio, sr, track: export.write_ahap(track, path)),
-        "android": ("haptics.android.json", lambda path, audio, sr, track: export.write_waveform(track, path)),
-        "ogg": ("haptics.ogg", lambda path, audio, sr, track: export.write_haptic_ogg(audio, sr, track, path,
-                                                                                    carrier_hz=carrier_hz)),
-        "haptic": ("haptics.haptic", lambda path, audio, sr, track: export.write_lofelt(track, path)),
-        "wav": ("drive.wav", lambda path, audio, sr, track: export.write_drive(track, path, carrier_hz=carrier_hz)),
+        "ahap": ("haptics.ahap", lambda path, audio, sr, track, *_: export.write_ahap(track, path)),
+        "android": ("haptics.android.json", lambda path, audio, sr, track, *_: export.write_waveform(track, path)),
+        "ogg": ("haptics.ogg", lambda path, audio, sr, track, *_: export.write_haptic_ogg(
+            audio, sr, track, path, carrier_hz=carrier_hz)),
+        "haptic": ("haptics.haptic", lambda path, audio, sr, track, *_: export.write_lofelt(track, path)),
+        "wav": ("drive.wav", lambda path, audio, sr, track, *_: export.write_drive(track, path, carrier_hz=carrier_hz)),
+        "html": ("sense.html", html),
+        "mp4": ("video.mp4", mp4),
     }
 
 
-def sense(input: str | Path | Sequence[AudioSource], out_dir: str | Path, *, formats: Sequence[str] = FORMATS,
+def sense(input: str | Path | Sequence[AudioSource], out_dir: str | Path, *,
+          formats: Sequence[str] = DEFAULT_FORMATS,
           preset: str = "default", beats: str = "librosa", stems: str = "hpss", min_gap: float = 0.08,
           carrier_hz: float = 170.0, plot: bool = False, skip_existing: bool = False, allow_truncated: bool = False,
           progress: bool = True, model: str | None = None, probe: str | Path | None = None) -> RunSummary:
@@ -119,7 +134,7 @@ def _one(source: AudioSource, out_dir: Path, writers: dict[str, tuple[str, Calla
     with atomic_dir(out_dir / source.name) as folder:
         write_text(folder / "analysis.json", json.dumps(analysis.to_json()) + "\n")
         for name, write in writers.values():
-            write(folder / name, audio, rate, track)
+            write(folder / name, audio, rate, track, analysis, source.name)
         if plot:
             plot_track(audio.mean(axis=0), rate, analysis, track, folder / "track.png", title=source.name)
     return analysis.duration
