@@ -5,6 +5,8 @@
     lofelt    Meta Haptics Studio / Lofelt `.haptic` v1 JSON
     drive     voice-coil drive signal (`render_drive`) and its 8 kHz mono WAV
     ogg       Vorbis comments: reading them and adding free-form tags
+    html      sense.html: an offline page (lanes, playhead, vibration, live mode); imported lazily
+    video     video.mp4: the scrolling score and an audio-reactive panel (PyAV); imported lazily
 """
 
 from .ahap import to_ahap, validate_ahap, write_ahap
