@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import threading
+import time
+from typing import Callable, Iterator
+
+import numpy as np
 
 from .options import add_allow_truncated, add_progress
 
@@ -46,6 +53,18 @@ probe, and its probabilities averaged over the section's windows are listed in a
 (the 5 likeliest tags, and any other above 0.5). The probe must come from the same --model
 (same weights); another one is refused.
 
+live (--live): INPUT is analysed as it plays and the haptic events are written as they happen,
+one JSON object per line on standard output (or sent to WebSocket clients with --serve):
+  {"type": "transient", "time": s, "intensity": 0..1, "sharpness": 0..1, "layer": "onset"}
+  {"type": "continuous", "time": s, "amplitude": 0..1, "frequency": 0..1}      (every 10 ms)
+times in seconds from the stream's start. The analysis is causal with a fixed 10 ms look-ahead:
+a transient is dated at its attack and written at most 15 ms after it. INPUT is an audio file, played
+at real-time pace (--fast: as fast as it decodes), or - for raw PCM on standard input: 16-bit
+signed little-endian integers, channels interleaved, at --rate Hz with --channels channels.
+With --serve PORT every client of ws://127.0.0.1:PORT gets every event as a JSON text message
+(open sense.html?live=ws://127.0.0.1:PORT); a client that reads too slowly misses events
+rather than holding the others up (its drops are reported when it leaves).
+
 examples:
   melos sense song.ogg --out haptics/
   melos sense music/ --out haptics/ --formats ahap,android --preset punchy --plot
@@ -53,6 +72,9 @@ examples:
   melos sense song.ogg --out haptics/ --model m-a-p/MERT-v1-95M   # with sections
   melos sense song.ogg --out haptics/ --model m-a-p/MERT-v1-95M \
       --probe results/probes/0-genre.safetensors                  # with tags per section
+  melos sense --live song.ogg                                      # JSON lines, real time
+  melos sense --live song.ogg --serve 8765                         # to sense.html?live=ws://127.0.0.1:8765
+  arecord -f S16_LE -r 48000 -c 2 -t raw | melos sense --live - --rate 48000 --channels 2
 """
 
 
@@ -61,7 +83,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("sense", help="music to haptic tracks (AHAP, Android, Ogg, Meta .haptic, drive WAV)",
                             description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="audio file, folder (searched recursively) or JSONL manifest with a 'path' per line")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", default=None, help="output folder (required, except with --live)")
     p.add_argument("--formats", default=None,
                    help="comma list of the formats above (default ahap,android,ogg,haptic,wav)")
     p.add_argument("--preset", default="default", help="how strong transients and the bed are: subtle, default or punchy")
@@ -85,13 +107,38 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                    help="keep inputs an earlier run finished (resume an interrupted run); retry failed ones")
     add_allow_truncated(p, "that part is turned into haptics")
     add_progress(p)
+    live = p.add_argument_group("live mode")
+    live.add_argument("--live", action="store_true",
+                      help="analyse INPUT (a file, or - for raw PCM on standard input) as it plays; events as "
+                           "JSON lines")
+    live.add_argument("--fast", action="store_true", help="with --live and a file: do not wait for real time")
+    live.add_argument("--rate", type=int, default=None,
+                      help="with --live -: sample rate of the raw PCM on standard input (Hz)")
+    live.add_argument("--channels", type=int, default=None,
+                      help="with --live -: interleaved channels of the raw PCM (16-bit little-endian), default 1")
+    live.add_argument("--serve", type=int, default=None, metavar="PORT",
+                      help="with --live: serve the events on ws://127.0.0.1:PORT instead of standard output")
+    live.add_argument("--queue-size", type=int, default=256,
+                      help="with --serve: events held per client before that client's are dropped (default 256)")
 
 
-def run(input: str, out: str, formats: str | None, min_gap: float, probe: str | None = None, **kwargs) -> int:
-    from ..sense import DEFAULT_FORMATS, sense
-
+def run(input: str, out: str | None, formats: str | None, min_gap: float, probe: str | None = None,
+        live: bool = False, fast: bool = False, rate: int | None = None, channels: int | None = None,
+        serve: int | None = None, queue_size: int = 256, **kwargs) -> int:
     if not 0.05 <= min_gap <= 0.2:
         raise ValueError(f"--min-gap must be 0.05-0.2 s, got {min_gap:g}")
+    if live:
+        if out is not None:
+            raise ValueError("--out is for files written offline; --live writes events to standard output or --serve")
+        return run_live(input, fast=fast, rate=rate, channels=channels, serve=serve, queue_size=queue_size,
+                        min_gap=min_gap, preset=kwargs["preset"], allow_truncated=kwargs["allow_truncated"])
+    used = [f"--{k}" for k, v in (("fast", fast), ("rate", rate), ("channels", channels), ("serve", serve)) if v]
+    if used:
+        raise ValueError(f"{', '.join(used)} only work with --live")
+    if out is None:
+        raise ValueError("--out is required (the folder the haptic files are written to), except with --live")
+    from ..sense import DEFAULT_FORMATS, sense
+
     chosen = [f.strip() for f in formats.split(",") if f.strip()] if formats else list(DEFAULT_FORMATS)
     summary = sense(input, out, formats=chosen, min_gap=min_gap, probe=probe, **kwargs)
     speed = summary.audio_seconds / max(summary.wall_seconds, 1e-9)
@@ -100,3 +147,106 @@ def run(input: str, out: str, formats: str | None, min_gap: float, probe: str | 
     for reason in summary.failed.values():
         print(f"  failed: {reason}", file=sys.stderr)
     return 0 if summary.ok else 1
+
+
+def run_live(input: str, *, fast: bool = False, rate: int | None = None, channels: int | None = None,
+             serve: int | None = None, queue_size: int = 256, min_gap: float = 0.08, preset: str = "default",
+             allow_truncated: bool = False) -> int:
+    """`melos sense --live`: stream INPUT's haptic events to standard output or WebSocket clients."""
+    from ..sense.live import LiveConfig, SenseStream
+
+    if input == "-":
+        if rate is None:
+            raise ValueError("--live - reads raw PCM: give its sample rate with --rate")
+        channels = 1 if channels is None else channels
+        if channels < 1:
+            raise ValueError(f"--channels must be at least 1, got {channels}")
+        blocks, sample_rate = _pcm_blocks(sys.stdin.buffer, rate, channels), rate
+    else:
+        if rate is not None or channels is not None:
+            raise ValueError("--rate and --channels describe raw PCM on standard input (INPUT -), not a file")
+        blocks, sample_rate = _file_blocks(input, allow_truncated)
+        channels = 1
+    stream = SenseStream(sample_rate, channels, LiveConfig(min_gap=min_gap, preset=preset))
+    paced = not fast and input != "-"  # standard input arrives at its own pace
+    try:
+        if serve is None:
+            return _produce(stream, blocks, _print_event, paced, stop=threading.Event())
+        import asyncio
+
+        return asyncio.run(_serve(stream, blocks, serve, queue_size, paced))
+    except KeyboardInterrupt:  # Ctrl-C is how a live stream is stopped: no traceback
+        return 130
+
+
+def _file_blocks(path: str, allow_truncated: bool) -> tuple[Iterator[np.ndarray], int]:
+    """10 ms mono blocks of a decoded file at its own rate."""
+    from ..audio import info, load
+    from ..sense.live import MAX_BLOCK
+
+    sample_rate = info(path, allow_truncated=allow_truncated).sample_rate
+    audio = load(path, sample_rate, mono=True, allow_truncated=allow_truncated).numpy()
+    n = max(1, int(MAX_BLOCK * sample_rate))
+    return (audio[i:i + n] for i in range(0, len(audio), n)), sample_rate
+
+
+def _pcm_blocks(stdin, sample_rate: int, channels: int) -> Iterator[np.ndarray]:
+    """10 ms blocks [n, channels] of 16-bit little-endian PCM from `stdin`, as read; a stream that
+    ends inside a frame raises ValueError."""
+    from ..sense.live import MAX_BLOCK
+
+    frame = 2 * channels
+    size = max(1, int(MAX_BLOCK * sample_rate)) * frame
+    while True:
+        data = stdin.read(size)  # a buffered read: the whole block unless the stream ends
+        if len(data) % frame:
+            raise ValueError(f"standard input ended inside a frame: the last {len(data) % frame} bytes are not a "
+                             f"whole {channels}-channel 16-bit frame ({frame} bytes)")
+        if data:
+            yield np.frombuffer(data, dtype="<i2").reshape(-1, channels) / 32768.0
+        if len(data) < size:
+            return
+
+
+def _produce(stream, blocks: Iterator[np.ndarray], emit: Callable[[dict], None], paced: bool,
+             stop: threading.Event) -> int:
+    """Push every block through `stream` and `emit` its events; with `paced`, no block before the
+    wall clock reaches its end (a file played in real time). Returns the exit status."""
+    start = time.monotonic()
+    played = 0
+    for block in blocks:
+        if stop.is_set():
+            break
+        played += len(block)
+        if paced:
+            time.sleep(max(0.0, start + played / stream.sample_rate - time.monotonic()))
+        for event in stream.push(block):
+            try:
+                emit(event)
+            except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 0
+    return 0
+
+
+def _print_event(event: dict) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+async def _serve(stream, blocks: Iterator[np.ndarray], port: int, queue_size: int, paced: bool) -> int:
+    import asyncio
+
+    from ..sense.live_server import EventServer
+
+    server = EventServer(port, queue_size=queue_size)
+    await server.start()
+    print(f"sense: serving events on {server.url} (open sense.html?live={server.url})", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    try:
+        return await asyncio.to_thread(_produce, stream, blocks, server.publish_threadsafe, paced, stop)
+    finally:
+        stop.set()
+        await server.stop()
+        print(f"sense: stream ended after {stream.time:.2f} s; {len(server.finished)} client(s) served",
+              file=sys.stderr, flush=True)

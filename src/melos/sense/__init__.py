@@ -5,9 +5,10 @@
 """
 
 from .analysis import Analysis, analyze, analyze_file
+from .live import LiveConfig, SenseStream
 from .mapping import PRESETS, to_track
 from .pipeline import DEFAULT_FORMATS, FORMATS, sense, track_of
 from .track import Continuous, HapticTrack, Transient
 
-__all__ = ["Analysis", "Continuous", "analyze", "analyze_file", "DEFAULT_FORMATS", "FORMATS", "HapticTrack", "PRESETS", "Transient", "sense", "to_track",
+__all__ = ["Analysis", "Continuous", "analyze", "analyze_file", "DEFAULT_FORMATS", "FORMATS", "HapticTrack", "LiveConfig", "PRESETS", "SenseStream", "Transient", "sense", "to_track",
            "track_of"]
