@@ -16,10 +16,21 @@ plus one row in OUT/index.jsonl (path, duration, n_windows, output, status). A b
 reported with its reason and the run goes on; the exit status is 1 if any file failed. A file
 cut short (partial download, full disk) is such a file unless --allow-truncated is given.
 
+--format parquet writes OUT/parquet/part-*.parquet instead: one row per (file, window) with
+columns path, window, start and layer_<L> (pooled embeddings), readable by Ray, DuckDB or
+pandas as a table (melos.embedding.read_parquet reads it exactly).
+
+--engine ray runs the same job on Ray Data (pip install 'melos[ray]'): decoding as CPU tasks,
+--workers encoder replicas as actors, each file written as it completes; same outputs, same
+--skip-existing. Without --address it starts Ray on this machine; --address auto (or
+ray://host:10001) joins a running cluster, whose nodes must all see OUT.
+
 examples:
   melos embed --model mert-v1-95m --input music/ --out emb/
   melos embed --model ~/ckpt/MERT-v1-330M --input files.jsonl --out emb/ --layers 0,6,12
   melos embed --model m-a-p/MERT-v1-95M --input music/ --out emb/ --skip-existing   # resume
+  melos embed --model ~/ckpt/MERT-v1-95M --input files.jsonl --out /shared/emb/ --format parquet \
+      --engine ray --address auto --workers 8 --gpus-per-worker 1 --device cuda --dtype bfloat16 --batch-size 16
 """
 
 
@@ -44,14 +55,37 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                    help="windows per encoder call (default 1: fastest on CPU; raise it on a GPU)")
     p.add_argument("--skip-existing", action="store_true",
                    help="keep files an earlier run finished (resume an interrupted run); retry failed ones")
+    p.add_argument("--format", choices=("safetensors", "parquet"), default="safetensors",
+                   help="a safetensors file per input file (default), or parquet parts with a row per window "
+                        "(needs --pool mean)")
     add_allow_truncated(p, "that part is embedded")
     add_progress(p)
+    ray = p.add_argument_group("Ray engine")
+    ray.add_argument("--engine", choices=("local", "ray"), default="local",
+                     help="local: this process (default); ray: Ray Data on a local or existing cluster")
+    ray.add_argument("--address", default=None,
+                     help="Ray cluster to join: 'auto' (this machine's running cluster) or ray://host:10001; "
+                          "default: start a local Ray")
+    ray.add_argument("--workers", type=int, default=1, help="encoder actors, one model replica each (default 1)")
+    ray.add_argument("--cpus-per-worker", type=float, default=1.0,
+                     help="CPUs per actor, also its torch threads (default 1)")
+    ray.add_argument("--gpus-per-worker", type=float, default=0.0,
+                     help="GPUs per actor on a GPU cluster, e.g. 1 (or 0.5 to share one); use with --device cuda")
 
 
-def run(model: str, input: str, out: str, **kwargs) -> int:
-    from ..embedding import embed
+def run(model: str, input: str, out: str, engine: str = "local", address: str | None = None, workers: int = 1,
+        cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0, **kwargs) -> int:
+    if engine == "ray":
+        from ..embedding.ray_engine import embed_ray
 
-    summary = embed(model, input, out, **kwargs)
+        summary = embed_ray(model, input, out, address=address, workers=workers, cpus_per_worker=cpus_per_worker,
+                            gpus_per_worker=gpus_per_worker, **kwargs)
+    else:
+        if address is not None or workers != 1 or gpus_per_worker or cpus_per_worker != 1.0:
+            raise ValueError("--address, --workers, --cpus-per-worker and --gpus-per-worker need --engine ray")
+        from ..embedding import embed
+
+        summary = embed(model, input, out, **kwargs)
     speed = summary.audio_seconds / max(summary.wall_seconds, 1e-9)
     print(f"embedded {summary.n_done} files ({summary.audio_seconds / 3600:.2f} h of audio, {speed:.1f}x "
           f"real time), skipped {summary.n_skipped} done earlier, {len(summary.failed)} failed "

@@ -1,14 +1,16 @@
-"""`melos.embed`: embed a collection of audio files with any melos encoder.
+"""`melos.embed`: embed a collection of audio files with any melos encoder (the local engine).
 
     decoder thread                     main thread
     file -> windows (decode, resample) ─queue─> buckets of equal-length windows
                                                 -> encoder batch -> pool -> per-file results
-                                                -> safetensors file + index row when complete
+                                                -> sink (safetensors file, or parquet part) + index row
 
 Decoding runs ahead of the model in a background thread (libsndfile and soxr release the GIL),
 windows of equal length from different files share a batch, and each file's output is written
-atomically the moment its last window is done, so an interrupted run loses at most the files
-in flight and `skip_existing` resumes it.
+atomically the moment its last window is done (parquet: with its part), so an interrupted run loses at most the files
+in flight and `skip_existing` resumes it. The pieces both engines share (`iter_file`,
+`WindowEncoder`, `file_embeddings`, `run_metadata`) live here; `ray_engine` runs the same job
+on a Ray cluster.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -28,7 +30,7 @@ from tqdm.auto import tqdm
 from ..audio import AudioError, info, iter_windows, window_starts
 from ..data.sources import AudioSource, list_sources
 from ..models import Encoder, load_encoder
-from .store import SUFFIX, Embeddings, Index, IndexRow, RunSummary
+from .store import SUFFIX, Embeddings, Index, IndexRow, RunSummary, Sink, make_sink, remove_orphan_parts
 
 
 @dataclass
@@ -60,6 +62,14 @@ class _Pending:
     def complete(self) -> bool:
         return self.ended and len(self.results) == len(self.starts)
 
+    def end(self, n_windows: int, path: Path) -> None:
+        """The decoder yielded `n_windows`: the header's duration can promise a sliver more than
+        decodes, so trust the decoder."""
+        if n_windows == 0:
+            raise AudioError(path, "no complete window could be decoded")
+        del self.starts[n_windows:]
+        self.ended = True
+
 
 # A last window shorter than this is dropped (unless it is the file's only window): a few frames
 # of tail would otherwise weigh as much as a full window in window-averaged predictions.
@@ -90,17 +100,99 @@ def parse_layers(layers: str | Sequence[int], n_hidden_states: int) -> list[int]
     return out
 
 
+def run_metadata(model_name: str, encoder: Encoder, window: float, hop: float, pool: str) -> dict[str, str]:
+    """The settings every output of a run carries (safetensors metadata, parquet schema metadata)."""
+    return {"model": model_name, "sample_rate": str(encoder.sample_rate), "frame_rate": str(encoder.frame_rate),
+            "window": str(window), "hop": str(hop), "pool": pool}
+
+
+def model_name(model: Encoder | str | Path, encoder: Encoder) -> str:
+    return str(model) if isinstance(model, (str, Path)) else type(encoder).__name__
+
+
+def check_settings(window: float, hop: float, pool: str, dtype: str, batch_size: int, format: str) -> None:
+    if pool not in ("mean", "none"):
+        raise ValueError(f"pool must be 'mean' or 'none', got {pool!r}")
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+    if window <= 0 or hop <= 0 or batch_size < 1:
+        raise ValueError("window and hop must be positive and batch_size at least 1")
+    if format not in ("safetensors", "parquet"):
+        raise ValueError(f"format must be 'safetensors' or 'parquet', got {format!r}")
+    if format == "parquet" and pool != "mean":
+        raise ValueError("--format parquet stores one row per window: it needs --pool mean, not --pool none")
+
+
+def iter_file(file: int, source: AudioSource, sample_rate: int, window: float, hop: float,
+              max_duration: float | None, allow_truncated: bool) -> Iterator["_Pending | _Window | _FileEnd"]:
+    """Decode one file: its `_Pending` (duration, window starts), each `_Window`, then `_FileEnd`.
+
+    Raises AudioError for a bad file; any other decoder error becomes one too, so it costs one
+    file, not the run."""
+    try:
+        duration = info(source.path, allow_truncated).duration
+        if max_duration is not None:
+            duration = min(duration, max_duration)
+        starts = file_windows(duration, window, hop)
+        end = round(duration * sample_rate)
+        yield _Pending(file, duration, starts)
+        n_windows = 0
+        for w in iter_windows(source.path, sample_rate, window, hop, allow_truncated=allow_truncated):
+            if w.index >= len(starts):
+                break  # past max_duration: stop decoding
+            start = round(w.start * sample_rate)
+            yield _Window(file, w.index, w.audio[: end - start])
+            n_windows += 1
+        yield _FileEnd(file, n_windows)
+    except AudioError:
+        raise
+    except Exception as err:
+        raise AudioError(source.path, f"unexpected {type(err).__name__}: {err}") from err
+
+
+class WindowEncoder:
+    """The encoder call both engines make: a batch of equal-length windows -> kept layers, pooled."""
+
+    def __init__(self, encoder: Encoder, layer_ids: list[int], pool: str, device: str, dtype: str):
+        self.encoder, self.layer_ids, self.pool, self.device = encoder, layer_ids, pool, device
+        self.autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+
+    @torch.inference_mode()
+    def __call__(self, audio: torch.Tensor) -> torch.Tensor:
+        """[B, N] -> [B, n_layers, H] (pool "mean") or [B, n_layers, T, H] (pool "none"), float32 on CPU."""
+        with self.autocast:
+            states = self.encoder(audio.to(self.device)).hidden_states
+        x = torch.stack([states[i] for i in self.layer_ids], dim=1)  # (B, n_layers, T, H)
+        if self.pool == "mean":
+            x = x.mean(dim=2)
+        return x.float().cpu()
+
+
+def file_embeddings(results: list[torch.Tensor], starts: list[float], duration: float, pool: str,
+                    layer_ids: list[int], metadata: dict[str, str], source: AudioSource) -> Embeddings:
+    """One file's output from its per-window results (in window order)."""
+    if pool == "mean":
+        embeddings = torch.stack(results, dim=1)  # (n_layers, n_windows, H)
+        frames = torch.full((len(results),), -1, dtype=torch.int64)
+    else:
+        embeddings = torch.cat(results, dim=1)  # (n_layers, sum T, H)
+        frames = torch.tensor([r.shape[1] for r in results], dtype=torch.int64)
+    return Embeddings(embeddings, torch.tensor(starts, dtype=torch.float64), frames,
+                      torch.tensor(layer_ids, dtype=torch.int64),
+                      {**metadata, "source": str(source.path), "duration": str(duration)})
+
+
 def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_dir: str | Path, *,
           layers: str | Sequence[int] = "all", window: float = 30.0, hop: float | None = None,
           pool: str = "mean", device: str = "cpu", dtype: str = "float32", batch_size: int = 1,
           skip_existing: bool = False, max_duration: float | None = None, allow_truncated: bool = False,
-          progress: bool = True) -> RunSummary:
+          format: str = "safetensors", progress: bool = True) -> RunSummary:
     """Embed every audio file of `input` into `out_dir` (see the module docstring).
 
     Args:
         model: an encoder, or anything `melos.load_encoder` accepts.
         input: a file, a folder (recursive), a JSONL manifest with a `path` per line, or sources.
-        out_dir: gets `<name>.safetensors` per file and `index.jsonl`.
+        out_dir: gets `<name>.safetensors` per file (or `parquet/part-*.parquet`) and `index.jsonl`.
         layers: "all" or hidden-state indices to keep.
         window, hop: window length and hop in seconds (hop defaults to window).
         pool: "mean" (over time, per window -> [n_layers, n_windows, H]) or "none" (frames).
@@ -110,16 +202,12 @@ def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_d
         max_duration: embed only the first `max_duration` seconds of each file.
         allow_truncated: embed what decodes of a file cut short (logged as a warning) instead of
             failing it as truncated.
+        format: "safetensors" (a file per input file) or "parquet" (a row per window, see `store`).
 
     Returns a RunSummary; bad files are listed there and in the index, never fatal.
     """
-    if pool not in ("mean", "none"):
-        raise ValueError(f"pool must be 'mean' or 'none', got {pool!r}")
-    if dtype not in ("float32", "bfloat16"):
-        raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
     hop = window if hop is None else hop
-    if window <= 0 or hop <= 0 or batch_size < 1:
-        raise ValueError("window and hop must be positive and batch_size at least 1")
+    check_settings(window, hop, pool, dtype, batch_size, format)
     encoder = (load_encoder(model) if isinstance(model, (str, Path)) else model).to(device).eval()
     layer_ids = parse_layers(layers, encoder.n_hidden_states)
     sources = list(input) if isinstance(input, (list, tuple)) else list_sources(input)
@@ -127,20 +215,40 @@ def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_d
     out_dir = Path(out_dir)
     index = Index(out_dir, resume=skip_existing)
     summary = RunSummary(out_dir)
+    todo = pending_sources(sources, index, out_dir, summary, skip_existing)
+    metadata = run_metadata(model_name(model, encoder), encoder, window, hop, pool)
+    sink = make_sink(format, out_dir, metadata, layer_ids)
+    runner = _Runner(WindowEncoder(encoder, layer_ids, pool, device, dtype), window, hop, batch_size, sink, index,
+                     summary, metadata, max_duration, allow_truncated)
+    try:
+        runner.run(todo, progress)
+        if format == "parquet":
+            remove_orphan_parts(out_dir, index.rows)
+    finally:
+        index.close()
+    return summary
+
+
+def pending_sources(sources: Sequence[AudioSource], index: Index, out_dir: Path, summary: RunSummary,
+                    skip_existing: bool) -> list[AudioSource]:
+    """The sources still to embed; those an earlier run finished count as skipped."""
     todo = []
     for source in sources:
         if skip_existing and index.done(str(source.path), out_dir):
             summary.n_skipped += 1
         else:
             todo.append(source)
-    runner = _Runner(encoder, layer_ids, window, hop, pool, device, dtype, batch_size, out_dir, index, summary,
-                     str(model) if isinstance(model, (str, Path)) else type(encoder).__name__, max_duration,
-                     allow_truncated)
-    try:
-        runner.run(todo, progress)
-    finally:
-        index.close()
-    return summary
+    return todo
+
+
+def record(row: IndexRow, index: Index, summary: RunSummary) -> None:
+    """Add a finished file's row to the index and the run's summary."""
+    index.add(row)
+    if row.status == "ok":
+        summary.n_done += 1
+        summary.audio_seconds += row.duration or 0.0
+    else:
+        summary.failed[row.path] = row.error or ""
 
 
 def _check_unique(sources: Sequence[AudioSource]) -> None:
@@ -154,14 +262,11 @@ def _check_unique(sources: Sequence[AudioSource]) -> None:
 class _Runner:
     """Holds the state of one `embed` call."""
 
-    def __init__(self, encoder: Encoder, layer_ids: list[int], window: float, hop: float, pool: str, device: str,
-                 dtype: str, batch_size: int, out_dir: Path, index: Index, summary: RunSummary, model_name: str,
-                 max_duration: float | None = None, allow_truncated: bool = False):
-        self.encoder, self.layer_ids, self.window, self.hop, self.pool = encoder, layer_ids, window, hop, pool
-        self.device, self.batch_size, self.out_dir, self.index, self.summary = device, batch_size, out_dir, index, summary
-        self.autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
-        self.metadata = {"model": model_name, "sample_rate": str(encoder.sample_rate),
-                         "frame_rate": str(encoder.frame_rate), "window": str(window), "hop": str(hop), "pool": pool}
+    def __init__(self, forward: WindowEncoder, window: float, hop: float, batch_size: int, sink: Sink, index: Index,
+                 summary: RunSummary, metadata: dict[str, str], max_duration: float | None = None,
+                 allow_truncated: bool = False):
+        self.forward, self.window, self.hop, self.batch_size = forward, window, hop, batch_size
+        self.sink, self.index, self.summary, self.metadata = sink, index, summary, metadata
         self.max_duration, self.allow_truncated = max_duration, allow_truncated
         self.pending: dict[int, _Pending] = {}
         self.buckets: dict[int, list[_Window]] = defaultdict(list)
@@ -189,6 +294,7 @@ class _Runner:
                     self._add(item)
             for length in list(self.buckets):
                 self._flush(length)
+            self._record(self.sink.flush())
         finally:
             stop.set()
             with contextlib.suppress(queue.Empty):
@@ -200,33 +306,17 @@ class _Runner:
 
     # decoding (background thread)
     def _decode(self, sources: list[AudioSource], items: queue.Queue, stop: threading.Event) -> None:
+        sample_rate = self.forward.encoder.sample_rate
         try:
             for i, source in enumerate(sources):
-                if stop.is_set():
-                    return
                 try:
-                    duration = info(source.path, self.allow_truncated).duration
-                    if self.max_duration is not None:
-                        duration = min(duration, self.max_duration)
-                    starts = file_windows(duration, self.window, self.hop)
-                    end = round(duration * self.encoder.sample_rate)
-                    items.put(_Pending(i, duration, starts))
-                    n_windows = 0
-                    windows = iter_windows(source.path, self.encoder.sample_rate, self.window, self.hop,
-                                           allow_truncated=self.allow_truncated)
-                    for w in windows:
+                    for item in iter_file(i, source, sample_rate, self.window, self.hop, self.max_duration,
+                                          self.allow_truncated):
                         if stop.is_set():
                             return
-                        if w.index >= len(starts):
-                            break  # past max_duration: stop decoding
-                        start = round(w.start * self.encoder.sample_rate)
-                        items.put(_Window(i, w.index, w.audio[: end - start]))
-                        n_windows += 1
-                    items.put(_FileEnd(i, n_windows))
+                        items.put(item)
                 except AudioError as err:
                     items.put((i, err))
-                except Exception as err:  # a decoder bug must cost one file, not the run
-                    items.put((i, AudioError(source.path, f"unexpected {type(err).__name__}: {err}")))
         finally:
             items.put(None)
 
@@ -253,7 +343,7 @@ class _Runner:
         if not batch:
             return
         try:
-            pooled = self._forward(torch.stack([w.audio for w in batch]))
+            pooled = self.forward(torch.stack([w.audio for w in batch]))
         except ValueError as err:  # e.g. a window shorter than the receptive field
             for w in batch:
                 self._fail(w.file, err)
@@ -268,58 +358,35 @@ class _Runner:
                 self._finish(w.file)
 
     def _file_end(self, end: _FileEnd) -> None:
-        """The header's duration can promise a sliver more than decodes: trust the decoder."""
         pending = self.pending.get(end.file)
         if pending is None:
             return
-        if end.n_windows == 0:
-            self._fail(end.file, AudioError(self.sources[end.file].path, "no complete window could be decoded"))
+        try:
+            pending.end(end.n_windows, self.sources[end.file].path)
+        except AudioError as err:
+            self._fail(end.file, err)
             return
-        del pending.starts[end.n_windows:]
-        pending.ended = True
         if pending.complete:
             self._finish(end.file)
 
-    @torch.inference_mode()
-    def _forward(self, audio: torch.Tensor) -> torch.Tensor:
-        """[B, N] -> [B, n_layers, H] (pool "mean") or [B, n_layers, T, H] (pool "none"), float32 on CPU."""
-        with self.autocast:
-            states = self.encoder(audio.to(self.device)).hidden_states
-        x = torch.stack([states[i] for i in self.layer_ids], dim=1)  # (B, n_layers, T, H)
-        if self.pool == "mean":
-            x = x.mean(dim=2)
-        return x.float().cpu()
-
     def _finish(self, file: int) -> None:
         p = self.pending.pop(file)
-        results = [p.results[i] for i in range(len(p.starts))]
-        if self.pool == "mean":
-            embeddings = torch.stack(results, dim=1)  # (n_layers, n_windows, H)
-            frames = torch.full((len(results),), -1, dtype=torch.int64)
-        else:
-            embeddings = torch.cat(results, dim=1)  # (n_layers, sum T, H)
-            frames = torch.tensor([r.shape[1] for r in results], dtype=torch.int64)
         source = self.sources[file]
-        output = source.name + SUFFIX
-        Embeddings(embeddings, torch.tensor(p.starts, dtype=torch.float64), frames,
-                   torch.tensor(self.layer_ids, dtype=torch.int64),
-                   {**self.metadata, "source": str(source.path), "duration": str(p.duration)}
-                   ).save(self.out_dir / output)
-        self.index.add(IndexRow(str(source.path), "ok", output, p.duration, len(p.starts)))
-        self.summary.n_done += 1
-        self.summary.audio_seconds += p.duration
-        self._advance()
+        embeddings = file_embeddings([p.results[i] for i in range(len(p.starts))], p.starts, p.duration,
+                                     self.forward.pool, self.forward.layer_ids, self.metadata, source)
+        self._record(self.sink.add(source, embeddings, p.duration))
 
     def _fail(self, file: int, err: Exception) -> None:
         self.pending.pop(file, None)
-        path = str(self.sources[file].path)
-        self.index.add(IndexRow(path, "error", error=str(err)))
-        self.summary.failed[path] = str(err)
-        self._advance()
+        self._record([IndexRow(str(self.sources[file].path), "error", error=str(err))])
 
-    def _advance(self) -> None:
-        s = self.summary
-        self.bar.update(1)
-        elapsed = self.bar.format_dict["elapsed"] or 1e-9
-        self.bar.set_postfix(audio_h=f"{s.audio_seconds / 3600:.2f}", speed=f"{s.audio_seconds / elapsed:.1f}x realtime",
-                             failed=len(s.failed), refresh=False)
+    def _record(self, rows: list[IndexRow]) -> None:
+        for row in rows:
+            record(row, self.index, self.summary)
+            self.bar.update(1)
+        if rows:
+            s = self.summary
+            elapsed = self.bar.format_dict["elapsed"] or 1e-9
+            self.bar.set_postfix(audio_h=f"{s.audio_seconds / 3600:.2f}",
+                                 speed=f"{s.audio_seconds / elapsed:.1f}x realtime", failed=len(s.failed),
+                                 refresh=False)

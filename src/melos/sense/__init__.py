@@ -1,7 +1,8 @@
 """SENSE: music to haptic tracks, time-aligned with the audio and measured against it.
 
     analysis (envelopes, onsets, beats, stems) -> mapping -> HapticTrack -> export (AHAP, Android,
-    Ogg with haptic channels, Meta/Lofelt .haptic, voice-coil drive WAV)
+    Ogg with haptic channels, Meta/Lofelt .haptic, voice-coil drive WAV, the HTML page, MP4 video)
+    audio blocks -> SenseStream (causal, 10 ms look-ahead) -> haptic events as they happen
 """
 
 from .analysis import Analysis, analyze, analyze_file
