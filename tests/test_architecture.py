@@ -7,7 +7,7 @@ from pathlib import Path
 import melos
 
 ORDER = ["utils", "config", "audio", "data", "layers", "teachers", "models", "objectives", "embedding",
-         "evaluation", "training", "merging", "sense", "lm", "quickstart", "cli"]
+         "search", "evaluation", "training", "merging", "sense", "lm", "quickstart", "cli"]
 ROOT = Path(melos.__file__).parent
 
 

@@ -12,7 +12,7 @@ import sys
 from types import ModuleType
 from typing import Sequence
 
-from . import data, embed, features, lm, merge, probe, quickstart, report, sense, train
+from . import data, embed, features, index, lm, merge, probe, quickstart, report, search, sense, train
 
 # command name -> module, in the order `melos --help` lists them (pretrain and adapt share a module)
 COMMANDS: dict[str, ModuleType] = {
@@ -25,6 +25,8 @@ COMMANDS: dict[str, ModuleType] = {
     "report": report,
     "merge": merge,
     "embed": embed,
+    "index": index,
+    "search": search,
     "sense": sense,
     "lm": lm,
 }

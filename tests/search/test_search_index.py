@@ -1,0 +1,300 @@
+"""melos index / melos search: results against a brute-force numpy cosine ranking, filters,
+window times, both embed formats, appends, the ANN path and the one-line errors."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+import torch
+
+from melos.cli import main
+from melos.embedding.store import Embeddings
+from melos.search import VectorIndex, query_vector, vectors
+
+H = 16
+LAYERS = [0, 2]
+META = {"model": "mert-tiny", "sample_rate": "24000", "frame_rate": "75", "window": "1.0", "hop": "1.0",
+        "pool": "mean"}
+CULTURES = ["makam", "raga", "greek"]
+
+
+def _files(n_files=12, seed=0):
+    """Random embeddings: path -> [n_layers, n_windows, H] with 1-4 windows, plus manifest fields."""
+    rng = np.random.default_rng(seed)
+    return {f"music/t{i:02d}.wav": (rng.standard_normal((len(LAYERS), 1 + i % 4, H)).astype(np.float32),
+                                    {"culture": CULTURES[i % 3], "instrument": ["ney", "sitar"][i % 2], "bpm": 60 + i})
+            for i in range(n_files)}
+
+
+def _write_safetensors(folder, files, root):
+    """What melos embed writes: <name>.safetensors per file and index.jsonl (absolute paths)."""
+    rows = []
+    for name, (x, _) in files.items():
+        n = x.shape[1]
+        Embeddings(torch.from_numpy(x), torch.arange(n, dtype=torch.float64) * 1.0, torch.full((n,), -1),
+                   torch.tensor(LAYERS), {**META, "source": str(root / name)}).save(folder / f"{name}.safetensors")
+        rows.append({"path": str(root / name), "status": "ok", "output": f"{name}.safetensors", "duration": float(n),
+                     "n_windows": n, "error": None})
+    (folder / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def _write_parquet(folder, files, root, stale=None):
+    """The parquet layout of melos embed --format parquet: parts of several files' rows, index.jsonl
+    naming each file's part. `stale` files also get a part that index.jsonl does not name (left by
+    a killed worker), holding other vectors that must never be read."""
+    parts = {f"part-{i}": dict(list(files.items())[i::2]) for i in range(2)}
+    if stale:
+        parts["part-stale"] = {name: (x + 1.0, f) for name, (x, f) in stale.items()}
+    metadata = {k.encode(): v.encode() for k, v in {**META, "layers": "0,2"}.items()}
+    (folder / "parquet").mkdir(parents=True)
+    index = []
+    for part, members in parts.items():
+        chunk = [(str(root / name), w, float(w), x[:, w])
+                 for name, (x, _) in members.items() for w in range(x.shape[1])]
+        if part != "part-stale":
+            index += [{"path": str(root / name), "status": "ok", "output": f"parquet/{part}.parquet",
+                       "duration": float(x.shape[1]), "n_windows": x.shape[1], "error": None}
+                      for name, (x, _) in members.items()]
+        columns = {"path": pa.array([r[0] for r in chunk]), "window": pa.array([r[1] for r in chunk], pa.int32()),
+                   "start": pa.array([r[2] for r in chunk], pa.float64())}
+        for i, layer in enumerate(LAYERS):
+            flat = np.stack([r[3][i] for r in chunk]).reshape(-1)
+            columns[f"layer_{layer}"] = pa.FixedSizeListArray.from_arrays(pa.array(flat), H)
+        table = pa.table(columns).replace_schema_metadata(metadata)
+        pq.write_table(table, folder / "parquet" / f"{part}.parquet")
+    (folder / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in index))
+    return folder
+
+
+def _write_manifest(path, files, prefix="music/"):
+    """Relative paths against the manifest's folder, as melos embed --input takes them."""
+    path.write_text("".join(json.dumps({"path": name.removeprefix(prefix), **fields, "meta": {"nested": 1}}) + "\n"
+                            for name, (_, fields) in files.items()))
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    files = _files()
+    root = tmp_path / "audio"
+    emb = _write_safetensors(tmp_path / "emb", files, root)
+    (root / "music").mkdir(parents=True)
+    manifest = _write_manifest(root / "music" / "files.jsonl", files)
+    return files, root, emb, manifest
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _reference(files, root, layer, level, query, keep=lambda fields: True):
+    """Brute force: (path, start, score) rows ranked by numpy cosine similarity."""
+    rows = []
+    for name, (x, fields) in files.items():
+        if not keep(fields):
+            continue
+        v = x[LAYERS.index(layer)].astype(np.float64)
+        if level == "track":
+            rows.append((str(root / name), None, v.mean(0)))
+        else:
+            rows += [(str(root / name), float(w), v[w]) for w in range(len(v))]
+    scores = _unit(np.stack([r[2] for r in rows])) @ _unit(query.astype(np.float64))
+    order = np.argsort(-scores, kind="stable")
+    return [(rows[i][0], rows[i][1]) for i in order], scores[order]
+
+
+def _cli_search(capsys, index, query, *args):
+    capsys.readouterr()
+    assert main(["search", str(index), "--query", str(query), "--json", *args]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+@pytest.mark.parametrize("level", ["track", "window"])
+def test_cli_build_and_search_equal_brute_force_cosine(tmp_path, capsys, corpus, level):
+    files, root, emb, manifest = corpus
+    assert main(["index", "build", str(emb), "--layer", "2", "--level", level, "--out", str(tmp_path / "idx"),
+                 "--manifest", str(manifest)]) == 0
+    query = np.random.default_rng(1).standard_normal(H).astype(np.float32)
+    np.save(tmp_path / "q.npy", query)
+    hits = _cli_search(capsys, tmp_path / "idx", tmp_path / "q.npy", "-k", "100")
+    expected, scores = _reference(files, root, 2, level, query)
+    assert [(h["path"], h["start"]) for h in hits] == expected
+    np.testing.assert_allclose([h["score"] for h in hits], scores, atol=1e-5)
+    assert {h["culture"] for h in hits} == set(CULTURES)  # manifest columns joined on the path
+    assert all(h["culture"] == files["music/" + h["path"].rsplit("/", 1)[1]][1]["culture"] for h in hits)
+
+
+def test_where_filters_before_ranking(tmp_path, capsys, corpus):
+    files, root, emb, manifest = corpus
+    VectorIndex.create(tmp_path / "idx", emb, 0, "window", manifest)
+    query = np.random.default_rng(2).standard_normal(H).astype(np.float32)
+    np.save(tmp_path / "q.npy", query)
+    hits = _cli_search(capsys, tmp_path / "idx", tmp_path / "q.npy", "-k", "5", "--where",
+                       "culture = 'makam' AND bpm > 62")
+    expected, scores = _reference(files, root, 0, "window", query, lambda f: f["culture"] == "makam" and f["bpm"] > 62)
+    assert [(h["path"], h["start"]) for h in hits] == expected[:5]
+    np.testing.assert_allclose([h["score"] for h in hits], scores[:5], atol=1e-5)
+    hits = _cli_search(capsys, tmp_path / "idx", tmp_path / "q.npy", "--where", "instrument = 'ney'")
+    assert hits and all(h["instrument"] == "ney" for h in hits)
+
+
+def test_window_level_returns_the_window_and_its_start(tmp_path, capsys, corpus):
+    files, root, emb, _ = corpus
+    VectorIndex.create(tmp_path / "idx", emb, 2, "window")
+    x = files["music/t03.wav"][0][LAYERS.index(2)]  # 4 windows
+    np.save(tmp_path / "q.npy", x[2])
+    top = _cli_search(capsys, tmp_path / "idx", tmp_path / "q.npy", "-k", "1")[0]
+    assert (top["path"], top["start"], top["window"]) == (str(root / "music/t03.wav"), 2.0, 2)
+    assert top["score"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_track_vector_is_the_normalised_mean_of_its_windows(tmp_path, corpus):
+    files, root, emb, _ = corpus
+    index, _ = VectorIndex.create(tmp_path / "idx", emb, 2, "track")
+    table = index.table.to_arrow()
+    x = files["music/t07.wav"][0][LAYERS.index(2)]
+    row = table.filter(pa.compute.equal(table["path"], str(root / "music/t07.wav")))
+    assert row["n_windows"].to_pylist() == [x.shape[0]]
+    np.testing.assert_allclose(np.array(row["vector"].to_pylist()[0]), _unit(x.astype(np.float64).mean(0)), atol=1e-6)
+
+
+def test_parquet_input_gives_the_same_index(tmp_path, corpus, monkeypatch):
+    monkeypatch.setattr(vectors, "PARQUET_BATCH_ROWS", 5)  # a file's windows straddle read batches
+    files, root, emb, manifest = corpus
+    parquet = _write_parquet(tmp_path / "emb-parquet", files, root, stale=dict(list(files.items())[:3]))
+    for level in ("track", "window"):
+        a, _ = VectorIndex.create(tmp_path / f"a-{level}", emb, 2, level, manifest)
+        b, _ = VectorIndex.create(tmp_path / f"b-{level}", parquet, 2, level, manifest)
+        keys = [("path", "ascending")] + ([("window", "ascending")] if level == "window" else [])
+        ta, tb = a.table.to_arrow().sort_by(keys), b.table.to_arrow().sort_by(keys)
+        assert ta.schema.names == tb.schema.names
+        for name in ta.schema.names:
+            if name == "vector":
+                np.testing.assert_allclose(np.array(ta[name].to_pylist()), np.array(tb[name].to_pylist()), atol=1e-6)
+            else:
+                assert ta[name].to_pylist() == tb[name].to_pylist(), name
+        assert a.info.dim == b.info.dim == H and b.info.model == "mert-tiny"
+
+
+def test_add_appends_only_new_files(tmp_path, capsys, corpus):
+    files, root, emb, manifest = corpus
+    first = dict(list(files.items())[:5])
+    _write_safetensors(tmp_path / "emb-first", first, root)
+    assert main(["index", "build", str(tmp_path / "emb-first"), "--layer", "0", "--out", str(tmp_path / "idx"),
+                 "--manifest", str(manifest)]) == 0
+    assert main(["index", "add", str(tmp_path / "idx"), str(emb), "--manifest", str(manifest)]) == 0
+    assert "indexed 7 track rows from 7 files (5 already indexed)" in capsys.readouterr().out
+    index = VectorIndex.open(tmp_path / "idx")
+    assert len(index) == len(files)
+    query = np.random.default_rng(3).standard_normal(H)
+    expected, _ = _reference(files, root, 0, "track", query)
+    assert [(h.path, h.start) for h in index.search(query, k=len(files))] == expected
+    assert sorted(h.columns["culture"] for h in index.search(query, k=len(files))) == sorted(
+        f["culture"] for _, f in files.values())
+
+
+def test_manifest_joins_on_the_output_name_from_another_folder(tmp_path, corpus):
+    files, root, _, _ = corpus
+    emb = _write_safetensors(tmp_path / "emb-moved", files, tmp_path / "elsewhere")  # paths not under the manifest
+    manifest = _write_manifest(root / "files.jsonl", files, prefix="")  # names as embed gives them: music/t00.wav
+    index, report = VectorIndex.create(tmp_path / "idx", emb, 0, "track", manifest)
+    assert report.n_unmatched_files == 0
+    assert report.dropped_columns == ["meta"]
+    hits = index.search(np.ones(H), k=len(files), where="culture = 'raga'")
+    assert len(hits) == 4 and all(h.columns["culture"] == "raga" for h in hits)
+
+
+@pytest.mark.parametrize("kind", ["IVF_HNSW_SQ", "IVF_PQ"])
+def test_ann_index_agrees_with_exact_search_also_after_add(tmp_path, kind):
+    rng = np.random.default_rng(4)
+    centres = rng.standard_normal((8, H))
+    x = (centres[rng.integers(0, 8, 500)] + 0.3 * rng.standard_normal((500, H))).astype(np.float32)
+    files = {f"music/v{i:03d}.wav": (np.stack([x[i:i + 1]] * len(LAYERS)), {}) for i in range(len(x))}
+    first = _write_safetensors(tmp_path / "emb-first", dict(list(files.items())[:400]), tmp_path / "audio")
+    index, _ = VectorIndex.create(tmp_path / "idx", first, 0, "track", ann=kind)
+    assert index.info.ann_built["index_type"] == kind and index.table.list_indices()
+    index.add(_write_safetensors(tmp_path / "emb", files, tmp_path / "audio"))  # 100 rows more
+    index = VectorIndex.open(tmp_path / "idx")
+    assert len(index) == 500 and index.info.ann_built
+    every = index.info.ann_built["num_partitions"]
+    for q in x[395:405]:  # before and after the add
+        approx = index.search(q, k=5, nprobes=every, refine_factor=100, ef=500)
+        exact = index.search(q, k=5, exact=True)
+        assert [h.path for h in approx] == [h.path for h in exact]  # all probed, all re-ranked exactly
+        np.testing.assert_allclose([h.score for h in approx], [h.score for h in exact], atol=1e-5)
+
+
+def test_audio_query_is_embedded_with_the_index_model(tmp_path, capsys):
+    """End to end: a saved tiny encoder, melos embed, index build, search with an audio file."""
+    from melos.models import load_encoder
+
+    torch.manual_seed(0)
+    load_encoder("mert-tiny").save_pretrained(tmp_path / "model")
+    t = np.arange(36000) / 24000
+    for i, freq in enumerate((110, 440, 1760)):
+        sf.write(tmp_path / f"tone{i}.wav", (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 24000)
+    assert main(["embed", "--model", str(tmp_path / "model"), "--input", str(tmp_path), "--out", str(tmp_path / "emb"),
+                 "--window", "1", "--layers", "1,2", "--no-progress"]) == 0
+    assert main(["index", "build", str(tmp_path / "emb"), "--layer", "2", "--out", str(tmp_path / "idx")]) == 0
+    hits = _cli_search(capsys, tmp_path / "idx", tmp_path / "tone1.wav", "-k", "3")
+    assert hits[0]["path"].endswith("tone1.wav") and hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
+    info = VectorIndex.open(tmp_path / "idx").info
+    via_file = query_vector(tmp_path / "emb" / "tone1.wav.safetensors", info)
+    via_audio = query_vector(tmp_path / "tone1.wav", info)
+    np.testing.assert_allclose(via_audio, via_file, rtol=1e-4, atol=1e-5)
+    (tmp_path / "model" / "config.json").unlink()  # the index's model is gone
+    assert main(["search", str(tmp_path / "idx"), "--query", str(tmp_path / "tone1.wav")]) == 2
+    assert "query model" in capsys.readouterr().err
+
+
+def _error(capsys, argv):
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    return err
+
+
+def test_errors_are_one_line(tmp_path, capsys, corpus):
+    files, root, emb, manifest = corpus
+    (tmp_path / "empty").mkdir()
+    assert "no embeddings" in _error(capsys, ["index", "build", str(tmp_path / "empty"), "--layer", "0", "--out",
+                                              str(tmp_path / "x")])
+    assert "layer 5 was not embedded (layers here: [0, 2])" in _error(
+        capsys, ["index", "build", str(emb), "--layer", "5", "--out", str(tmp_path / "x")])
+    assert "not a melos index" in _error(capsys, ["search", str(tmp_path / "nothing"), "--query", "q.npy"])
+    assert not (tmp_path / "x").exists()
+    assert "is not a melos index; refusing to replace it" in _error(
+        capsys, ["index", "build", str(emb), "--layer", "0", "--out", str(emb)])
+    assert (emb / "index.jsonl").is_file()
+    VectorIndex.create(tmp_path / "idx", emb, 0)
+    np.save(tmp_path / "q.npy", np.ones(H + 1))
+    assert "query has dimension 17, the index 16" in _error(
+        capsys, ["search", str(tmp_path / "idx"), "--query", str(tmp_path / "q.npy")])
+    sf.write(tmp_path / "q.wav", np.zeros(24000, np.float32), 24000)
+    assert "'mert-tiny' is a preset with random weights" in _error(capsys, ["search", str(tmp_path / "idx"), "--query", str(tmp_path / "q.wav")])
+    assert "query model 'nowhere/model' cannot be loaded" in _error(
+        capsys, ["search", str(tmp_path / "idx"), "--query", str(tmp_path / "q.wav"), "--model", "nowhere/model"])
+    np.save(tmp_path / "q.npy", np.ones(H))
+    assert "nope" in _error(capsys, ["search", str(tmp_path / "idx"), "--query", str(tmp_path / "q.npy"),
+                                     "--where", "nope = 1"])
+    other = _write_manifest(tmp_path / "other.jsonl", {"zzz.wav": (None, {"culture": "x"})})
+    assert "no row matches" in _error(capsys, ["index", "build", str(emb), "--layer", "0", "--out",
+                                               str(tmp_path / "y"), "--manifest", str(other)])
+
+
+def test_frame_level_output_is_pooled_per_window(tmp_path):
+    """melos embed --pool none stores frames [n_layers, sum T, H]; each window is their mean."""
+    rng = np.random.default_rng(5)
+    frames = rng.standard_normal((len(LAYERS), 3 + 5, H)).astype(np.float32)  # windows of 3 and 5 frames
+    folder = tmp_path / "emb"
+    Embeddings(torch.from_numpy(frames), torch.tensor([0.0, 1.0], dtype=torch.float64), torch.tensor([3, 5]),
+               torch.tensor(LAYERS), {**META, "pool": "none"}).save(folder / "a.wav.safetensors")
+    index, _ = VectorIndex.create(tmp_path / "idx", folder, 2, "window")
+    got = np.array(index.table.to_arrow().sort_by("window")["vector"].to_pylist())
+    x = frames[1].astype(np.float64)
+    np.testing.assert_allclose(got, _unit(np.stack([x[:3].mean(0), x[3:].mean(0)])), atol=1e-6)
