@@ -1,7 +1,6 @@
 """Each reader on a tiny copy of its dataset's layout; audio files are only touched (none is read)."""
 
 import csv
-import importlib.util
 import json
 import logging
 import re
@@ -149,11 +148,17 @@ def test_lp_musiccaps(tmp_path):
         read_lp_musiccaps(tmp_path / "x.txt", tmp_path)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pyarrow") is not None, reason="pyarrow is installed")
-def test_parquet_without_pyarrow(tmp_path):
-    (tmp_path / "train-00000-of-00001.parquet").touch()
-    with pytest.raises(ImportError, match="needs pyarrow"):
-        read_lp_musiccaps(tmp_path / "train-00000-of-00001.parquet", tmp_path)
+def test_parquet_tables_read_as_their_json_twins(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    entries = [{"track_id": "T1", "caption_writing": "A slow oud solo.", "path": "t1.mp3"},
+               {"track_id": "T2", "caption_writing": "Fast drums.", "path": "t2.mp3"}]
+    pq.write_table(pa.Table.from_pylist(entries), tmp_path / "train-00000-of-00001.parquet")
+    (tmp_path / "train.json").write_text(json.dumps(entries))  # same split from the same name prefix
+    rows = read_lp_musiccaps(tmp_path / "train-00000-of-00001.parquet", tmp_path)
+    assert rows == read_lp_musiccaps(tmp_path / "train.json", tmp_path)
+    assert [(r.id, r.split) for r in rows] == [("lp-musiccaps/T1", "train"), ("lp-musiccaps/T2", "train")]
 
 
 def test_registry_and_repeated_ids(tmp_path):

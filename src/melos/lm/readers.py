@@ -15,8 +15,8 @@ drops them instead, with one log line giving the count.
                  audio in its `audios/` folder; split test for the Eval file, train for the others.
   musicinstruct  MusiLingo's `music_instruct.json` (`_short`, `_long`): {"QA": [{"ytid", "question",
                  "answer", "is_audioset_eval", ...}]} over MusicCaps clips.
-  lp-musiccaps   LP-MusicCaps MSD / MTT / MC tables (JSON, JSONL, CSV, or parquet when pyarrow is
-                 installed): caption_writing, caption_summary, caption_paraphrase,
+  lp-musiccaps   LP-MusicCaps MSD / MTT / MC tables (JSON, JSONL, CSV or
+                 parquet): caption_writing, caption_summary, caption_paraphrase,
                  caption_attribute_prediction (and caption_ground_truth in MC); the audio is the
                  entry's `path` (MSD, MTT) or `{fname}.wav` (MC) unless a pattern is given.
 """
@@ -66,11 +66,8 @@ def _records(path: Path, key: str | None = None) -> Iterator[tuple[str, dict]]:
         for i, entry in enumerate(data, 1):
             yield f"entry {i}", entry
     elif suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ImportError(f"{path}: reading parquet needs pyarrow (pip install pyarrow), "
-                              "or convert the file to JSON/JSONL/CSV") from None
+        import pyarrow.parquet as pq
+
         for i, entry in enumerate(pq.read_table(path).to_pylist(), 1):
             yield f"row {i}", entry
     else:
