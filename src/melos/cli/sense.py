@@ -80,7 +80,8 @@ examples:
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     # melos.sense is not imported here: it loads librosa, and `melos --help` should stay fast
-    p = commands.add_parser("sense", help="music to haptic tracks (AHAP, Android, Ogg, Meta .haptic, drive WAV), an offline page, a video, live events",
+    p = commands.add_parser("sense", help="music to haptic tracks (AHAP, Android, Ogg, Meta .haptic, drive WAV), "
+                                          "an offline page, a video, live events",
                             description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="audio file, folder (searched recursively) or JSONL manifest with a 'path' per line")
     p.add_argument("--out", default=None, help="output folder (required, except with --live)")
