@@ -168,6 +168,11 @@ def test_cli_live_file_writes_json_lines(tmp_path, capsys):
     assert sum(e["type"] == "continuous" for e in events) == int(3.2 * 100)
     assert main(["sense", str(tmp_path / "clicks.wav")]) == 2  # offline without --out
     assert "--out is required" in capsys.readouterr().err
+    (tmp_path / "bad.wav").write_text("not audio")
+    assert main(["sense", "--live", str(tmp_path / "bad.wav"), "--fast"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"melos: error: {tmp_path / 'bad.wav'}: not a readable audio file")
+    assert len(err.splitlines()) == 1
 
 
 def test_cli_live_reads_pcm_from_stdin_and_refuses_a_partial_frame(tmp_path):

@@ -56,9 +56,11 @@ def run(command: str, **kwargs) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ..audio import AudioError
+
     args = vars(get_parser().parse_args(argv))
     try:
         return run(**args)
-    except (FileNotFoundError, ValueError) as err:  # user errors: one clear line, no traceback
+    except (AudioError, FileNotFoundError, ValueError) as err:  # user errors: one clear line, no traceback
         print(f"melos: error: {err}", file=sys.stderr)
         return 2
