@@ -240,3 +240,14 @@ def test_server_keeps_serving_past_a_slow_and_a_departing_client():
     assert slow_dropped > 0  # one more may be in flight, taken from the queue and waiting on the socket
     assert n_events - 1 <= slow_sent + slow_dropped + slow_queued <= n_events
     assert len(server.report()) == 3
+
+
+def test_serving_on_a_port_in_use_is_one_error_line(tmp_path, capsys):
+    write_clicks(tmp_path / "clicks.wav")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["sense", "--live", str(tmp_path / "clicks.wav"), "--fast", "--serve", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"melos: error: --serve {port}: cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err

@@ -52,9 +52,14 @@ class EventServer:
         self.loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
+        """Listen on host:port; a port that cannot be bound (in use, privileged) is a ValueError."""
         self.loop = asyncio.get_running_loop()
-        # close_timeout: a client that stopped reading cannot take the closing handshake; don't wait long
-        self.server = await serve(self._serve, self.host, self.port, close_timeout=1.0)
+        try:
+            # close_timeout: a client that stopped reading cannot take the closing handshake; don't wait long
+            self.server = await serve(self._serve, self.host, self.port, close_timeout=1.0)
+        except OSError as err:
+            raise ValueError(f"--serve {self.port}: cannot listen on {self.host}:{self.port} "
+                             f"({err.strerror or err}); choose another port") from None
         self.port = self.server.sockets[0].getsockname()[1]
 
     @property
