@@ -40,7 +40,7 @@ from melos.data.synth.instruments import INSTRUMENTS, Plucked  # noqa: E402
 from melos.data.synth.render import render_clip  # noqa: E402
 from melos.sense.analysis import analyze  # noqa: E402
 from melos.sense.mapping import to_track  # noqa: E402
-from melos.sense.pipeline import _writers  # noqa: E402
+from melos.sense.pipeline import DEFAULT_FORMATS, _writers  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -140,8 +140,9 @@ def main() -> None:
                 track = to_track(analysis)
                 analysis_s += time.perf_counter() - start
                 start = time.perf_counter()
-                for name, write in writers.values():
-                    write(Path(tmp) / name, audio[None], SAMPLE_RATE, track)
+                for fmt in DEFAULT_FORMATS:
+                    name, write = writers[fmt]
+                    write(Path(tmp) / name, audio[None], SAMPLE_RATE, track, analysis, "clip")
                 export_s += time.perf_counter() - start
                 audio_s += args.seconds
                 transients = np.array([t.time for t in track.transients if t.layer == "onset"])

@@ -39,7 +39,7 @@ def test_every_field_is_filled(analysis):
     assert np.all((a.sharpness >= 0) & (a.sharpness <= 1))
     assert len(a.onsets) == len(a.onset_strength) > 0 and np.all(np.diff(a.onsets) > 0)
     assert len(a.beats) > 0 and len(a.downbeats) > 0 and a.tempo > 0
-    assert a.backends == {"onsets": "spectral-flux", "beats": "librosa", "downbeats": "bar-phase-heuristic",
+    assert a.backends == {"onsets": "band-wise-spectral-flux", "beats": "librosa", "downbeats": "bar-phase-heuristic",
                           "stems": "hpss"}
     assert a.sections == []
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from melos.sense.analysis import Analysis, Section
-from melos.sense.mapping import BED_STEP, PRESETS, to_track
+from melos.sense.mapping import BEAT_CEILING, BED_STEP, PRESETS, to_track
 
 
 def analysis(**changes) -> Analysis:
@@ -21,7 +21,7 @@ def test_onsets_become_transients_with_strength_accent_and_sharpness():
     track = to_track(analysis(), "default")
     p = PRESETS["default"]
     onsets = [t for t in track.transients if t.layer == "onset"]
-    assert [t.time for t in onsets] == [0.5, 1.0]  # 0.05 is under min_strength
+    assert [t.time for t in onsets] == [0.5, 1.0, 2.0]  # every onset is felt, the weak one too
     assert onsets[0].intensity == pytest.approx(min(1.0, p.transient_gain * 1.0 * p.downbeat_accent))  # a downbeat
     assert onsets[1].intensity == pytest.approx(p.transient_gain * 0.5)
     assert onsets[1].sharpness == pytest.approx(100 / 400)  # the sharpness curve at frame 100
@@ -30,11 +30,33 @@ def test_onsets_become_transients_with_strength_accent_and_sharpness():
 def test_beats_without_an_onset_become_softer_transients():
     track = to_track(analysis(), "default")
     p = PRESETS["default"]
+    taps = [t.intensity for t in track.transients if t.layer == "onset"]
+    median = np.median(taps)  # by hand: 0.9 * 1.25 clipped to 1, 0.45, 0.045 -> 0.45
+    assert median == pytest.approx(0.45)
     beats = [(t.time, t.layer, t.intensity) for t in track.transients if t.layer != "onset"]
-    assert [b[0] for b in beats] == [1.5, 2.0, 2.5, 3.0, 3.5]  # 0.5 and 1.0 already have onsets
-    assert beats[2] == (2.5, "downbeat", pytest.approx(p.beat_gain * p.downbeat_accent))
-    assert beats[0][2] == pytest.approx(p.beat_gain)
+    assert [b[0] for b in beats] == [1.5, 2.5, 3.0, 3.5]  # 0.5, 1.0 and 2.0 already have onsets
+    assert beats[1] == (2.5, "downbeat", pytest.approx(min(p.beat_gain * p.downbeat_accent, BEAT_CEILING) * median))
+    assert beats[0][2] == pytest.approx(p.beat_gain * median)
+    for name in PRESETS:  # the README's promise: a beat tap is softer than the median onset tap
+        t = to_track(analysis(), name).transients
+        onset_median = np.median([x.intensity for x in t if x.layer == "onset"])
+        assert all(x.intensity < onset_median for x in t if x.layer != "onset")
     assert not [t for t in to_track(analysis(), "subtle").transients if t.layer != "onset"]  # subtle: no beat taps
+
+
+def test_presets_change_intensities_never_which_onsets_are_felt():
+    weak = analysis(onset_strength=np.array([0.02, 0.01, 0.05]))
+    times = {name: [t.time for t in to_track(weak, name).transients if t.layer == "onset"] for name in PRESETS}
+    assert all(t == [0.5, 1.0, 2.0] for t in times.values())
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_the_density_gate_holds_for_every_pair_beat_taps_included(preset):
+    onsets = np.array([0.3, 0.62, 1.1, 1.93, 2.6, 3.3])  # 0.08 s apart at least, some close to a beat
+    a = analysis(onsets=onsets, onset_strength=np.full(len(onsets), 0.5), beats=np.arange(0.25, 4.0, 0.25),
+                 min_gap=0.08)
+    times = np.array([t.time for t in to_track(a, preset).transients])
+    assert np.all(np.diff(times) >= 0.08 - 1e-9), np.diff(times).min()
 
 
 def test_the_bed_follows_the_low_band_and_the_sharpness():

@@ -10,7 +10,7 @@ holds the whole 100 Hz-8 kHz sharpness scale, and it is the rate of the melos en
     audio -> mono, 24 kHz ─┬─ 20 ms RMS ──────────────────────────────> rms
                            ├─ 40-400 Hz zero-phase band-pass -> RMS ──> low_rms
                            ├─ |STFT| (1024, hop) ─┬─ centroid ────────> centroid, sharpness
-                           │                      └─ flux -> peaks -> refine -> gate ─> onsets
+                           │                      └─ flux per band -> peaks -> refine -> merge -> gate ─> onsets
                            │                             └─ beat tracker ──> beats, downbeats, tempo
                            └─ HPSS -> stems -> 20 ms RMS ─────────────> stems
 """
@@ -27,7 +27,7 @@ import torch
 from ..audio import load
 from .beats import parse_beats, track_beats
 from .features import LOW_BAND, band_pass, frame_rms, sharpness, spectral_centroid, stft_magnitude
-from .onsets import detect_onsets, spectral_flux
+from .onsets import BANDS, detect_onsets, spectral_flux
 from .stems import parse_stems, separate
 
 ANALYSIS_RATE = 24000  # Hz
@@ -51,8 +51,12 @@ class Analysis:
     sample_rate: rate the audio was analysed at (Hz); duration: seconds; hop: frame hop (s).
     rms / low_rms: RMS envelope (10-20 ms window) of the mix and of its 40-400 Hz band, [T].
     centroid: spectral centroid in Hz, [T]; sharpness: it mapped to 0..1 (log-frequency), [T].
-    onsets / onset_strength: onset times (s), dated at the attack, and their normalised
-        spectral-flux peak (0..1); no two closer than the density gate.
+    onsets / onset_strength: onset times (s), dated at the attack, and their strength (0..1): the
+        largest of their bands' strengths, each weighted by how much that band is felt
+        (melos.sense.onsets.BAND_WEIGHTS: low 1, mid 0.75, high 0.5); no two closer than `min_gap`.
+    onset_bands: per onset, each band's (low 30-150 Hz, mid 150-2500 Hz, high 2.5-12 kHz) own
+        normalised spectral flux there, 0..1, [K, 3]; empty when unknown.
+    min_gap: the density gate (s) the onsets went through, which the haptic track keeps too.
     beats / downbeats: times (s), downbeats a subset of beats; tempo: beats per minute (0 when none found).
     stems: per stem (e.g. "harmonic", "percussive") its RMS envelope on the same scale as rms, [T].
     sections: from a melos encoder when one was given, else empty.
@@ -72,6 +76,8 @@ class Analysis:
     beats: np.ndarray
     downbeats: np.ndarray
     tempo: float
+    onset_bands: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    min_gap: float = 0.08
     stems: dict[str, np.ndarray] = field(default_factory=dict)
     sections: list[Section] = field(default_factory=list)
     backends: dict[str, str] = field(default_factory=dict)  # e.g. {"beats": "librosa", "stems": "hpss"}
@@ -88,6 +94,8 @@ class Analysis:
         return {"sample_rate": self.sample_rate, "duration": self.duration, "hop": self.hop,
                 "rms": r(self.rms), "low_rms": r(self.low_rms), "centroid_hz": r(self.centroid),
                 "sharpness": r(self.sharpness), "onsets": r(self.onsets), "onset_strength": r(self.onset_strength),
+                "onset_bands": {name: r(self.onset_bands[:, k]) if len(self.onset_bands) else []
+                                for k, name in enumerate(BANDS)}, "min_gap": self.min_gap,
                 "beats": r(self.beats), "downbeats": r(self.downbeats), "tempo_bpm": round(self.tempo, 3),
                 "stems": {k: r(v) for k, v in self.stems.items()},
                 "sections": [{"start": s.start, "end": s.end, "tags": s.tags, "intensity": s.intensity,
@@ -137,9 +145,9 @@ def analyze(audio: np.ndarray | torch.Tensor, sample_rate: int, *, hop: float = 
         rms=frame_rms(x, hop_length, window_length),
         low_rms=frame_rms(band_pass(x, ANALYSIS_RATE, LOW_BAND), hop_length, window_length),
         centroid=centroid, sharpness=sharpness(centroid), onsets=onsets.times, onset_strength=onsets.strength,
-        beats=found.times, downbeats=found.downbeats, tempo=found.tempo,
+        onset_bands=onsets.bands, min_gap=min_gap, beats=found.times, downbeats=found.downbeats, tempo=found.tempo,
         stems=separate(stems, x, ANALYSIS_RATE, hop_length, window_length),
-        backends={"onsets": "spectral-flux", "beats": found.backend,
+        backends={"onsets": "band-wise-spectral-flux", "beats": found.backend,
                   "downbeats": "bar-phase-heuristic" if found.backend == "librosa" else found.backend,
                   "stems": stems.partition(":")[0]})
 

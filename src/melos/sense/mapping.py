@@ -1,16 +1,21 @@
 """From the analysis to the haptic track: which part of the music drives which layer.
 
-    onsets (spectral flux)        -> transients; intensity from the onset's strength, weighted by
-                                     the percussive stem (drums drive transients), accented on
-                                     downbeats; sharpness from the spectral centroid there
-    beats without an onset        -> softer transients, so the pulse is felt where nothing is struck
+    onsets (per-band flux)        -> transients; amplitude from the onset's strength (its bands,
+                                     low hits strongest: they are what a hand or a seat feels),
+                                     weighted by the percussive stem (drums drive transients),
+                                     accented on downbeats; sharpness from the spectral centroid
+    beats without an onset        -> softer taps (a fraction of the median onset tap), so the
+                                     pulse is felt where nothing is struck
     low-band (40-400 Hz) envelope -> the continuous bed's amplitude (bass drives the bed)
     spectral centroid             -> the bed's frequency (the rest shapes sharpness)
     sections (from an encoder)    -> a per-section scale on both layers, and a per-section
                                      density: the fraction of onset transients kept (strongest
                                      first); beat taps only in sections of full density
 
-Each preset is one set of these gains.
+Every onset the detector keeps becomes a transient: a preset changes how strong taps are, never
+whether a kick is felt. Transient amplitudes and the bed are on one physical scale (drive
+amplitude 0..1, see melos.sense.track); every transient, beat taps included, is at least the
+analysis's density gate (`Analysis.min_gap`) from every other. Each preset is one set of gains.
 """
 
 from __future__ import annotations
@@ -25,23 +30,20 @@ from .track import Continuous, HapticTrack, Transient
 
 @dataclass(frozen=True)
 class Preset:
-    transient_gain: float  # scale of transient intensities
-    beat_gain: float  # intensity of a beat with no onset near it (0: no beat transients)
-    downbeat_accent: float  # multiplier on transients at downbeats
+    transient_gain: float  # scale of transient amplitudes
+    beat_gain: float  # a beat tap with no onset near it, as a fraction of the median onset tap (0: none)
+    downbeat_accent: float  # multiplier on transients at downbeats (beat taps stay under the median onset tap)
     bed_gain: float  # scale of the continuous amplitude
     bed_gamma: float  # amplitude = (envelope / its 95th percentile) ** gamma: < 1 lifts quiet passages
-    min_strength: float  # onsets weaker than this (0..1) make no transient
 
 
 PRESETS = {
-    "default": Preset(transient_gain=0.9, beat_gain=0.35, downbeat_accent=1.25, bed_gain=0.6, bed_gamma=1.0,
-                      min_strength=0.1),
-    "subtle": Preset(transient_gain=0.6, beat_gain=0.0, downbeat_accent=1.1, bed_gain=0.35, bed_gamma=1.0,
-                     min_strength=0.25),
-    "punchy": Preset(transient_gain=1.0, beat_gain=0.5, downbeat_accent=1.4, bed_gain=0.5, bed_gamma=0.7,
-                     min_strength=0.05),
+    "default": Preset(transient_gain=0.9, beat_gain=0.6, downbeat_accent=1.25, bed_gain=0.6, bed_gamma=1.0),
+    "subtle": Preset(transient_gain=0.6, beat_gain=0.0, downbeat_accent=1.1, bed_gain=0.35, bed_gamma=1.0),
+    "punchy": Preset(transient_gain=1.0, beat_gain=0.7, downbeat_accent=1.4, bed_gain=0.5, bed_gamma=0.7),
 }
 BEAT_NEAR_ONSET = 0.05  # seconds: a beat this close to an onset transient is already felt
+BEAT_CEILING = 0.95  # beat and downbeat taps stay below this fraction of the median onset tap
 BED_STEP = 0.02  # seconds between the continuous layer's breakpoints
 
 
@@ -81,23 +83,33 @@ def _transients(analysis: Analysis, p: Preset, scale: np.ndarray) -> list[Transi
     downbeats = np.asarray(analysis.downbeats)
     out = []
     for time, strength in zip(analysis.onsets, analysis.onset_strength):
-        if strength < p.min_strength:
-            continue
         k = _frame(analysis, time)
         accent = p.downbeat_accent if len(downbeats) and np.min(np.abs(downbeats - time)) < BEAT_NEAR_ONSET else 1.0
         intensity = min(1.0, p.transient_gain * strength * weight[k] * accent * scale[k])
         out.append(Transient(float(time), float(intensity), float(analysis.sharpness[k]), "onset"))
-    onsets = np.asarray([t.time for t in out])
     if p.beat_gain > 0:
-        for time in analysis.beats:
-            if len(onsets) and np.min(np.abs(onsets - time)) < BEAT_NEAR_ONSET:
-                continue
-            k = _frame(analysis, time)
-            layer = "downbeat" if len(downbeats) and np.min(np.abs(downbeats - time)) < 1e-3 else "beat"
-            accent = p.downbeat_accent if layer == "downbeat" else 1.0
-            out.append(Transient(float(time), float(min(1.0, p.beat_gain * accent * scale[k])),
-                                 float(analysis.sharpness[k]), layer))
+        out += _beat_taps(analysis, p, scale, out)
     return sorted((t for t in out if 0 <= t.time <= analysis.duration), key=lambda t: t.time)
+
+
+def _beat_taps(analysis: Analysis, p: Preset, scale: np.ndarray, onsets: list[Transient]) -> list[Transient]:
+    """A tap on every beat at least the density gate from every onset transient (and from the
+    previous tap), `beat_gain` x the median onset tap (x the accent on downbeats), always below
+    BEAT_CEILING x that median before the section scale: the pulse is felt, softer than what is struck."""
+    taps = [t.intensity for t in onsets if t.intensity > 0]
+    median = float(np.median(taps)) if taps else p.transient_gain * 0.5
+    clearance = max(analysis.min_gap, BEAT_NEAR_ONSET)
+    times = np.asarray([t.time for t in onsets])
+    downbeats = np.asarray(analysis.downbeats)
+    out: list[Transient] = []
+    for time in analysis.beats:
+        if len(times) and np.min(np.abs(times - time)) < clearance or out and time - out[-1].time < clearance:
+            continue
+        k = _frame(analysis, time)
+        layer = "downbeat" if len(downbeats) and np.min(np.abs(downbeats - time)) < 1e-3 else "beat"
+        level = min(p.beat_gain * (p.downbeat_accent if layer == "downbeat" else 1.0), BEAT_CEILING) * median
+        out.append(Transient(float(time), float(min(1.0, level * scale[k])), float(analysis.sharpness[k]), layer))
+    return out
 
 
 def _thinned(analysis: Analysis, transients: list[Transient]) -> list[Transient]:

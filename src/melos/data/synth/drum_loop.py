@@ -52,6 +52,14 @@ def _hat(n: int, rng: np.random.Generator) -> np.ndarray:
     return band_noise(rng, n, 6000.0, 11000.0) * decay(n, 0.012)
 
 
+def _faded(sound: np.ndarray, fraction: float = 0.25) -> np.ndarray:
+    """`sound` with a raised-cosine fade over its last `fraction`: a sound cut off mid-decay would
+    end in a click, an onset that is not a hit."""
+    n = max(1, round(fraction * len(sound)))
+    fade = 0.5 + 0.5 * np.cos(np.pi * np.arange(1, n + 1) / n)
+    return np.concatenate([sound[:-n], sound[-n:] * fade])
+
+
 def drum_loop(bpm: float = 120.0, seconds: float = 8.0, kick_db: float = 0.0, hat_db: float = -6.0,
               snare_peak: float = 0.9, seed: int = 0) -> DrumLoop:
     """Render the loop (see the module docstring) at 24 kHz, with its hits, beats and downbeats.
@@ -78,7 +86,7 @@ def drum_loop(bpm: float = 120.0, seconds: float = 8.0, kick_db: float = 0.0, ha
     peaks = {"snare": snare_peak, "kick": snare_peak * 10 ** (kick_db / 20), "hat": snare_peak * 10 ** (hat_db / 20)}
     audio = np.zeros(n)
     for name, times in hits.items():
-        sound = sounds[name] / np.abs(sounds[name]).max() * peaks[name]
+        sound = _faded(sounds[name]) / np.abs(sounds[name]).max() * peaks[name]
         for t in times:
             start = round(t * SAMPLE_RATE)
             piece = sound[:n - start]
