@@ -14,6 +14,18 @@ Per tradition and overall:
 - baselines: `librosa.onset.onset_detect` as it comes, and an Android-HapticGenerator-style
   chain (causal band-pass 40-400 Hz, rectify, envelope follower, adaptive threshold);
 - throughput: analysis + mapping + every export, x real time on one core.
+
+Drum loops (`melos.data.synth.drum_loop`: kick, snare and hats never together, the kick 0 to
+-18 dB under a 0.9-peak snare) at 90-150 BPM: per instrument the recall of its hits at +-25 ms
+and its median tap, tempo error, beat F-measure against the quarter notes, downbeat F.
+
+Real tracks (`--real DIR`, Debian's wesnoth-1.16-music by default when installed): what a device
+gets: AHAP bytes per minute of music, its continuous events and the shortest, Android waveform
+segments per second and the share of time the motor runs, the closest pair of transients
+against the density gate, beat taps against the median onset tap, and how far before the end of
+the music the beats stop.
+
+    python benchmarks/sense_alignment.py --clips 0 --loop-seconds 33 --real /usr/share/games/wesnoth/1.16/data/core/music --tracks 6
 """
 
 from __future__ import annotations
@@ -126,7 +138,21 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=8, help="clips per tradition")
     parser.add_argument("--seconds", type=float, default=15.0, help="clip length")
     parser.add_argument("--seed", type=int, default=7, help="corpus seed (not the quickstart's)")
+    parser.add_argument("--loop-seconds", type=float, default=33.0, help="drum loop length (0: no loops)")
+    parser.add_argument("--real", type=Path, default=WESNOTH if WESNOTH.is_dir() else None,
+                        help="a folder of real tracks (.ogg/.flac/.wav)")
+    parser.add_argument("--tracks", type=int, default=6, help="real tracks to measure (every n-th of the folder)")
     args = parser.parse_args()
+    if args.clips:
+        corpus(args)
+    if args.loop_seconds:
+        loops(args.loop_seconds)
+    if args.real:
+        real(args.real, args.tracks)
+
+
+def corpus(args: argparse.Namespace) -> None:
+    """The synthetic traditions against their ground truth, with the two baselines."""
     rows: dict[str, dict[str, list]] = {}
     writers = _writers(170.0)
     audio_s = analysis_s = export_s = 0.0
@@ -178,15 +204,99 @@ def main() -> None:
         beat = f"{np.mean(row['beat_f']):.3f}" if row["beat_f"] else ""
         print(f"| {key} | {summary(row['hits'])} | {summary(row['struck'])} | {summary(row['onsets'])} | {beat} |")
     print("\nmelos transients, precision / recall at +-50 ms (means over clips):\n")
-    print("| tradition | against hits | against struck onsets |\n|---|---|---|")
+    print("| tradition | against hits | against struck onsets | against every onset |\n|---|---|---|---|")
     for tradition in (*TRADITIONS, "all"):
         row = rows[f"melos | {tradition}"]
         cells = [f"{np.mean([c['precision'] for c in row[k]]):.2f} / {np.mean([c['recall'] for c in row[k]]):.2f}"
-                 for k in ("hits", "struck")]
-        print(f"| {tradition} | {cells[0]} | {cells[1]} |")
+                 for k in ("hits", "struck", "onsets")]
+        print(f"| {tradition} | {' | '.join(cells)} |")
     print(f"\nlibrosa beat_track as it comes: beat F {np.mean(librosa_beats):.3f}")
     print(f"throughput on one core: analysis + mapping {audio_s / analysis_s:.1f}x real time, "
           f"all five exports {audio_s / export_s:.1f}x, together {audio_s / (analysis_s + export_s):.1f}x")
+
+
+
+WESNOTH = Path("/usr/share/games/wesnoth/1.16/data/core/music")
+LOOP_TEMPI = (90, 105, 120, 135, 150)
+KICK_LEVELS = (0, -6, -12, -18)
+
+
+def loops(seconds: float) -> None:
+    """Per tempo and kick level: recall and median tap per instrument, tempo, beats, downbeats."""
+    from melos.data.synth.drum_loop import INSTRUMENTS, drum_loop
+
+    print(f"\ndrum loops, {seconds:g} s each (kick dB under the snare; recall at +-25 ms / median tap amplitude, "
+          "default preset; subtle: kick recall)\n")
+    print("| BPM | kick dB | kick | snare | hat | subtle kick recall | tempo | beat F | downbeat F |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    worst = {name: 1.0 for name in INSTRUMENTS}
+    tempo_errors, beat_fs = [], []
+    for bpm in LOOP_TEMPI:
+        for kick_db in KICK_LEVELS:
+            loop = drum_loop(bpm, seconds, kick_db=kick_db)
+            analysis = analyze(loop.audio, loop.sample_rate)
+            cells = []
+            for preset in ("default", "subtle"):
+                onsets = [t for t in to_track(analysis, preset).transients if t.layer == "onset"]
+                times, levels = np.array([t.time for t in onsets]), np.array([t.intensity for t in onsets])
+                for name in INSTRUMENTS if preset == "default" else ("kick",):
+                    pairs = mir_eval.util.match_events(loop.hits[name], times, 0.025) if len(times) else []
+                    recall = len(pairs) / len(loop.hits[name])
+                    worst[name] = min(worst[name], recall)
+                    tap = np.median([levels[j] for _, j in pairs]) if pairs else 0.0
+                    cells.append(f"{recall:.2f} / {tap:.2f}" if preset == "default" else f"{recall:.2f}")
+            beat_f = mir_eval.beat.f_measure(mir_eval.beat.trim_beats(loop.beats), mir_eval.beat.trim_beats(analysis.beats))
+            down_f = mir_eval.beat.f_measure(loop.downbeats, analysis.downbeats)
+            tempo_errors.append(abs(analysis.tempo / bpm - 1))
+            beat_fs.append(beat_f)
+            print(f"| {bpm} | {kick_db} | {' | '.join(cells)} | {analysis.tempo:.1f} | {beat_f:.3f} | {down_f:.3f} |")
+    print(f"\nworst recall: {', '.join(f'{k} {v:.2f}' for k, v in worst.items())}; largest tempo error "
+          f"{100 * max(tempo_errors):.1f}%; lowest beat F {min(beat_fs):.3f}")
+
+
+def real(folder: Path, tracks: int) -> None:
+    """Export figures a phone cares about, on every n-th track of `folder`."""
+    import json
+
+    from melos.audio import load
+    from melos.sense.analysis import ANALYSIS_RATE
+
+    import soundfile as sf
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".ogg", ".flac", ".wav")
+                   and 60 <= sf.info(str(p)).duration <= 400)  # whole pieces, not stingers or hour-long loops
+    files = files[::max(1, len(files) // tracks)][:tracks]
+    writers = _writers(170.0)
+    print(f"\nreal tracks from {folder}\n")
+    print("| track | min | AHAP kB/min | continuous events | shortest (ms) | Android segments/s | motor on | "
+          "closest taps (ms) | beat tap / median onset tap | beats end before the music (s) | tempo |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for path in files:
+        audio = load(path, ANALYSIS_RATE, mono=True).numpy().astype(np.float64)
+        analysis = analyze(audio, ANALYSIS_RATE)
+        track = to_track(analysis)
+        minutes = analysis.duration / 60
+        with tempfile.TemporaryDirectory() as tmp:
+            for fmt in ("ahap", "android"):
+                name, write = writers[fmt]
+                write(Path(tmp) / name, audio[None], ANALYSIS_RATE, track, analysis, path.stem)
+            ahap_bytes = (Path(tmp) / writers["ahap"][0]).stat().st_size
+            ahap = json.loads((Path(tmp) / writers["ahap"][0]).read_text())
+            wave = json.loads((Path(tmp) / writers["android"][0]).read_text())
+        durations = [e["Event"]["EventDuration"] for e in ahap["Pattern"]
+                     if "Event" in e and e["Event"]["EventType"] == "HapticContinuous"]
+        timings, amplitudes = np.array(wave["timings"]), np.array(wave["amplitudes"])
+        times = np.array([t.time for t in track.transients])
+        onset_taps = [t.intensity for t in track.transients if t.layer == "onset"]
+        beat_taps = [t.intensity for t in track.transients if t.layer != "onset"]
+        ratio = f"{np.max(beat_taps) / np.median(onset_taps):.2f} max" if beat_taps and onset_taps else "-"
+        loud = np.flatnonzero(analysis.rms > 0.01 * analysis.rms.max())
+        music_end = loud[-1] * analysis.hop if len(loud) else 0.0
+        gap = analysis.duration if not len(analysis.beats) else music_end - analysis.beats[-1]
+        print(f"| {path.name} | {minutes:.1f} | {ahap_bytes / 1000 / minutes:.0f} | {len(durations)} | "
+              f"{1000 * min(durations, default=0):.0f} | {len(timings) / analysis.duration:.1f} | "
+              f"{timings[amplitudes > 0].sum() / timings.sum():.0%} | "
+              f"{1000 * np.diff(times).min() if len(times) > 1 else 0:.0f} | {ratio} | {gap:.2f} | {analysis.tempo:.0f} |")
 
 
 if __name__ == "__main__":
