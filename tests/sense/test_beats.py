@@ -1,17 +1,22 @@
-"""Beats, downbeats and tempo of constructed rhythms; backend selection and its errors; Beat This!."""
+"""Beats, downbeats and tempo of constructed rhythms and drum loops; backend selection and its errors; Beat This!."""
 
+import ast
 import importlib.util
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import mir_eval
 import numpy as np
 import pytest
 import torch
 
+from melos.data.synth.drum_loop import drum_loop
 from melos.sense import beat_this_backend
 from melos.sense.analysis import ANALYSIS_RATE, analyze
-from melos.sense.beats import (BEAT_THIS_NEEDS, bar_phase_downbeats, parse_beats, snap_to_onsets, tempo_of)
+from melos.sense.beat_this_backend import BEAT_THIS_NEEDS
+from melos.sense.beats import bar_phase_downbeats, parse_beats, snap_to_onsets, tempo_of
 
 SR = ANALYSIS_RATE
 HAS_BEAT_THIS = all(importlib.util.find_spec(m) for m in ("beat_this", "einops", "rotary_embedding_torch"))
@@ -53,6 +58,58 @@ def test_downbeats_follow_the_kick(phase):
     expected = reference[phase::4]
     assert mir_eval.beat.f_measure(expected, a.downbeats) >= 0.9
     assert np.all(np.isin(a.downbeats, a.beats))
+
+
+def beat_f(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """mir_eval's beat F-measure (+-70 ms), the first 5 s left out on both sides."""
+    return mir_eval.beat.f_measure(mir_eval.beat.trim_beats(reference), mir_eval.beat.trim_beats(estimate))
+
+
+@pytest.mark.parametrize("bpm", [90.0, 120.0, 150.0])
+def test_drum_loops_give_their_tempo_not_its_double_or_half(bpm):
+    """Off-beat hats tempt a tracker to double the tempo and the kick on 1 and 3 to halve it; a
+    kick 12 dB under the snare still counts as an accent."""
+    loop = drum_loop(bpm, 14.0, kick_db=-12.0)
+    a = analyze(loop.audio, loop.sample_rate, stems="none")
+    assert a.tempo == pytest.approx(bpm, rel=0.04)
+    assert beat_f(loop.beats, a.beats) >= 0.9
+
+
+def sound_end(audio: np.ndarray, sample_rate: int) -> float:
+    """Time (s) of the last sample within 60 dB of the peak."""
+    return np.flatnonzero(np.abs(audio) > 1e-3 * np.abs(audio).max())[-1] / sample_rate
+
+
+@pytest.mark.parametrize("silence", [0.0, 4.0])
+def test_beats_run_to_the_end_of_the_music_and_not_into_silence(silence):
+    loop = drum_loop(120.0, 12.0, kick_db=-6.0)
+    audio = np.concatenate([loop.audio, np.zeros(round(silence * loop.sample_rate), np.float32)])
+    a = analyze(audio, loop.sample_rate, stems="none")
+    end, period = sound_end(audio, loop.sample_rate), 60.0 / 120.0
+    assert end - period <= a.beats[-1] <= end + 0.1
+    assert beat_f(loop.beats, a.beats) >= 0.9
+
+
+def sense_imports(module: types.ModuleType) -> set[str]:
+    """Modules of melos.sense that `module` imports by relative import, lazily or not."""
+    found = set()
+    for node in ast.walk(ast.parse(Path(module.__file__).read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found.update([node.module] if node.module else [a.name for a in node.names])
+    return found
+
+
+def test_beats_imports_beat_this_backend_and_not_the_other_way():
+    from melos.sense import beats as beats_module
+
+    assert "beat_this_backend" in sense_imports(beats_module)
+    assert not sense_imports(beat_this_backend)
+    # Loaded on its own, outside the package (whose __init__ imports everything), it needs no melos module.
+    code = ("import importlib.util, sys; "
+            f"spec = importlib.util.spec_from_file_location('beat_this_backend', {beat_this_backend.__file__!r}); "
+            "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+            "assert module.BEAT_THIS_NEEDS and not [m for m in sys.modules if m.startswith('melos')]")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_bar_phase_picks_the_loudest_low_band_phase():

@@ -30,6 +30,8 @@ N_MELS = 128
 F_MIN, F_MAX = 30.0, 11000.0
 CHUNK_FRAMES = 1500  # 30 s per model call, the length the model was trained on
 BORDER_FRAMES = 6  # frames at each chunk edge whose predictions are discarded
+BEAT_THIS_NEEDS = ("beats=beat-this:PATH needs the beat-this package (pip install beat-this) and a checkpoint "
+                   "file you downloaded yourself; melos never downloads weights")
 
 
 @dataclass
@@ -45,8 +47,6 @@ def beat_this_beats(audio: np.ndarray, sample_rate: int, checkpoint: Path) -> Be
         ValueError: the beat-this package (or einops / rotary-embedding-torch) is missing, or
             the file is not a Beat This! checkpoint.
     """
-    from .beats import BEAT_THIS_NEEDS
-
     try:
         from beat_this.model.postprocessor import Postprocessor
     except ImportError as error:

@@ -1,9 +1,12 @@
-"""Beats, downbeats and tempo, from librosa's tracker (default) or Beat This! (a local checkpoint).
+"""Beats, downbeats and tempo, from melos's DSP tracker (default) or Beat This! (a local checkpoint).
 
 Backends, chosen by a string:
 
-    "librosa"          librosa.beat.beat_track as it comes (its mel onset envelope); no weights. librosa has no
-                       downbeats, so the bar phase is a heuristic (`bar_phase_downbeats`).
+    "librosa"          `tempo.dsp_beats`: librosa's dynamic-programming tracker run at each strong
+                       periodicity of a band-wise onset envelope, the metrical level picked by how
+                       its beats fit the kick and snare accents, beats kept to the end of the music;
+                       no weights. It has no downbeats, so the bar phase is a heuristic
+                       (`bar_phase_downbeats`).
     "beat-this:PATH"   Beat This! (Foscarin et al., ISMIR 2024) from a checkpoint file PATH the
                        user downloaded; needs the `beat-this` package. melos never downloads
                        weights.
@@ -20,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-BEAT_THIS_NEEDS = ("beats=beat-this:PATH needs the beat-this package (pip install beat-this) and a checkpoint "
-                   "file you downloaded yourself; melos never downloads weights")
+from .beat_this_backend import BEAT_THIS_NEEDS, beat_this_beats
+from .tempo import dsp_beats
 
 
 @dataclass
@@ -68,33 +71,14 @@ def track_beats(spec: str, audio: np.ndarray, sample_rate: int, novelty: np.ndar
     """
     backend, checkpoint = parse_beats(spec)
     if backend == "beat-this":
-        from .beat_this_backend import beat_this_beats
-
         found = beat_this_beats(audio, sample_rate, checkpoint)
         beats = snap_to_onsets(found.beats, onsets)
         downbeats = snap_to_onsets(found.downbeats, onsets)  # the same moves: still a subset of the beats
         return Beats(beats, downbeats, tempo_of(beats), f"beat-this:{checkpoint.name}")
-    beats, tempo = librosa_beats(audio, sample_rate)
-    beats = snap_to_onsets(beats, onsets)
+    found = dsp_beats(audio, sample_rate)
+    beats = snap_to_onsets(found.times, onsets)
     downbeats = bar_phase_downbeats(beats, low_novelty, novelty, frame_rate)
-    return Beats(beats, downbeats, tempo_of(beats) if len(beats) > 1 else tempo, "librosa")
-
-
-def librosa_beats(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, float]:
-    """librosa's dynamic-programming beat tracker (Ellis 2007) as it comes, on its own mel onset
-    envelope: on the synthetic corpus it follows additive metres and raga's tala better than the
-    same tracker on this module's spectral flux (beat F 0.76 vs 0.70 over 20 clips,
-    benchmarks/sense_alignment.py), and the beats are snapped to the refined onsets after.
-
-    Returns:
-        beat times (s), and librosa's tempo estimate (BPM; 0 when silent).
-    """
-    import librosa
-
-    if not np.any(audio):
-        return np.zeros(0), 0.0
-    tempo, beats = librosa.beat.beat_track(y=audio, sr=sample_rate, units="time")
-    return np.asarray(beats, dtype=float), float(np.atleast_1d(tempo)[0])
+    return Beats(beats, downbeats, tempo_of(beats) if len(beats) > 1 else found.tempo, "librosa")
 
 
 def snap_to_onsets(beats: np.ndarray, onsets: np.ndarray, tolerance: float = 0.04) -> np.ndarray:
