@@ -147,7 +147,7 @@ def main() -> None:
         corpus(args)
     if args.loop_seconds:
         loops(args.loop_seconds)
-    if args.real:
+    if args.real and args.tracks:
         real(args.real, args.tracks)
 
 
@@ -272,7 +272,7 @@ def real(folder: Path, tracks: int) -> None:
           "closest taps (ms) | beat tap / median onset tap | beats end before the music (s) | tempo |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for path in files:
-        audio = load(path, ANALYSIS_RATE, mono=True).numpy().astype(np.float64)
+        audio = load(path, ANALYSIS_RATE, mono=True, allow_truncated=True).numpy().astype(np.float64)
         analysis = analyze(audio, ANALYSIS_RATE)
         track = to_track(analysis)
         minutes = analysis.duration / 60
