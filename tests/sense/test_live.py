@@ -114,7 +114,9 @@ def test_live_transients_agree_with_the_offline_onsets():
     audio, _ = render_clip("western", 11, 6.0)
     offline = analyze(audio, SR, stems="none").onsets
     live = transient_times(stream(audio))
-    assert mir_eval.onset.f_measure(offline, live, window=0.025)[0] >= 0.9
+    # 0.889 since the offline detector works per band (it now finds low-band onsets the causal
+    # one does not look for); issue 31 item 4 brings the live detector per band too.
+    assert mir_eval.onset.f_measure(offline, live, window=0.025)[0] >= 0.85
 
 
 def test_bed_is_the_low_band_rms_and_sharpness_the_centroid():
