@@ -22,9 +22,8 @@ What differs from the offline analysis (`melos.sense.analysis`), because the fut
 - an onset is a novelty frame that passes the offline tests against the past only (larger than
   the last 20 ms, `delta` above the last 100 ms' mean, `min_ratio` times the last 1 s's median);
 - the density gate keeps the earlier of two onsets closer than `min_gap`, not the stronger;
-- no percussive stem, downbeats or sections: intensity = transient_gain x strength, and every
-  onset is a transient (strengths are relative to a running maximum, so the preset's
-  min_strength, meant for the file's maximum, is not applied);
+- no percussive stem, downbeats or sections, and full-band flux only (offline works per band):
+  intensity = transient_gain x strength, and every onset is a transient;
 - the stream is taken to start from silence: a stream that starts loud starts with an onset.
 """
 

@@ -13,9 +13,8 @@
                                      first); beat taps only in sections of full density
 
 Every onset the detector keeps becomes a transient: a preset changes how strong taps are, never
-whether a kick is felt. Transient amplitudes and the bed are on one physical scale (drive
-amplitude 0..1, see melos.sense.track); every transient, beat taps included, is at least the
-analysis's density gate (`Analysis.min_gap`) from every other. Each preset is one set of gains.
+whether a kick is felt. Every transient, beat taps included, is at least the analysis's density
+gate (`Analysis.min_gap`) from every other. Each preset is one set of gains.
 """
 
 from __future__ import annotations

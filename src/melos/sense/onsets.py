@@ -9,15 +9,14 @@ flux a kick 6-18 dB under the snare is a bump too small to pick, and the weakest
 picked — the reverse of what a hand or a seat feels. Each band's flux is normalised on its own,
 so the strongest hit of each band reaches 1, and a band only counts as far as it is present in
 the music (`band_presence`: its loudest frame within 25 dB of the loudest band's counts fully,
-fading to nothing 40 dB down; real music keeps its bands within 25 dB), so leakage into an empty band makes no onsets, and a peak must
-reach MIN_PEAK of its band's largest flux and BAND_RATIOS times its moving median. A band of a
-few bins (the low one has 5) fluctuates on noise far more than the full spectrum: on white noise
-the largest peak-to-median ratio is 5.8 in the low band and 1.7-1.8 in the others, so each band's
-ratio sits above its own; log compression keeps a hit 14 dB under the band's loudest near 0.8
-of its flux, so real hits clear MIN_PEAK with room. Onsets found in
-several bands within MERGE_S are one event, dated by its most salient band; its strength is the
-largest of its bands' strengths times BAND_WEIGHTS, low band first: low hits are what the body
-feels most.
+fading to nothing 40 dB down; real music keeps its bands within 25 dB), so leakage into an empty
+band makes no onsets. A peak must reach MIN_PEAK of its band's largest flux and BAND_RATIOS
+times its moving median: a band of a few bins (the low one has 5) fluctuates on noise far more
+than the full spectrum (on white noise the largest peak-to-median ratio is 5.8 in the low band,
+1.7-1.8 in the others), and log compression keeps a hit 14 dB under the band's loudest near 0.8
+of its flux, so real hits clear MIN_PEAK with room. Onsets found in several bands within
+MERGE_S are one event, dated by its most salient band; its strength is the largest of its
+bands' strengths times BAND_WEIGHTS, low band first: low hits are what the body feels most.
 
 Why the refinement: a flux peak marks the frame whose window gained the most, which sits a
 frame or two from the attack depending on the window (tens of ms) and the attack's shape.
