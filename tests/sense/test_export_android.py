@@ -15,6 +15,7 @@ from melos.sense.export.android import (
     write_haptic_ogg,
     write_waveform,
 )
+from melos.sense.export.drive import render_drive
 from melos.sense.export.ogg import read_ogg_tags, set_vorbis_tags
 from melos.sense.track import Continuous, HapticTrack, Transient
 
@@ -24,26 +25,49 @@ def _bed(duration, level, transients=()):
     return HapticTrack(duration, list(transients), Continuous(times, np.full(2, level), np.full(2, 0.5)))
 
 
+def _plain(data):
+    """The amplitude waveform alone: (timings, amplitudes)."""
+    return data["timings"], data["amplitudes"]
+
+
 def test_timings_sum_to_the_duration_in_10_ms_steps():
     data = to_waveform(HapticTrack(1.234))
     validate_waveform(data)
-    assert data == {"timings": [1230], "amplitudes": [0], "repeat": -1}
+    assert data == {"timings": [1230], "amplitudes": [0], "repeat": -1, "onoff": {"timings": [1230], "repeat": -1}}
     data = to_waveform(_bed(2.0, 0.2, [Transient(0.5, 1.0, 0.5), Transient(1.2345, 0.6, 0.5)]))
+    validate_waveform(data)
     assert sum(data["timings"]) == 2000 and all(ms % 10 == 0 for ms in data["timings"])
+    assert sum(data["onoff"]["timings"]) == 2000
 
 
 def test_amplitude_is_255_times_the_envelope():
-    assert to_waveform(_bed(1.0, 0.2)) == {"timings": [1000], "amplitudes": [51], "repeat": -1}
+    assert _plain(to_waveform(_bed(1.0, 0.2))) == ([1000], [51])
     ramp = HapticTrack(0.04, [], Continuous(np.array([0.0, 0.04]), np.array([0.0, 0.4]), np.zeros(2)))
-    # step centres 5, 15, 25, 35 ms: 0.05, 0.15, 0.25, 0.35 of full scale
-    assert to_waveform(ramp)["amplitudes"] == [13, 38, 64, 89]
+    # step centres 5, 15, 25, 35 ms: 0.05 (below the floor: 0), 0.15, 0.25, 0.35 of full scale
+    assert to_waveform(ramp)["amplitudes"] == [0, 38, 64, 89]
+
+
+def test_the_bed_holds_its_level_until_it_moves_by_more_than_a_step():
+    times = np.round(np.arange(0.005, 2.0, 0.01), 3)  # a breakpoint at every step's centre
+    level = 0.4 + 0.025 * (-1) ** np.arange(len(times))  # 0.05 from one step to the next
+    level[times >= 1.0] = 0.6  # a real move
+    track = HapticTrack(2.0, [], Continuous(times, level, np.zeros(len(times))))
+    timings, amplitudes = _plain(to_waveform(track))
+    assert timings == [1000, 1000] and amplitudes == [108, 153]  # held at the first step's 0.425; 0.6
+    # (the jitter alone made a segment of every 10 ms step before)
+
+
+def test_a_bed_below_the_floor_is_off():
+    assert _plain(to_waveform(_bed(1.0, 0.08))) == ([1000], [0])  # a motor does not render 8 %
+    assert _plain(to_waveform(_bed(1.0, 0.1))) == ([1000], [26])
 
 
 @pytest.mark.parametrize("pulse_ms, expected", [(20, ([500, 20, 480], [0, 255, 0])),
                                                 (10, ([500, 10, 490], [0, 255, 0]))])
 def test_a_transient_is_a_short_strong_pulse(pulse_ms, expected):
     data = to_waveform(HapticTrack(1.0, [Transient(0.5, 1.0, 0.5)]), pulse_ms=pulse_ms)
-    assert (data["timings"], data["amplitudes"]) == expected
+    assert _plain(data) == expected
+    assert data["onoff"]["timings"] == expected[0]
 
 
 def test_a_pulse_over_a_stronger_bed_keeps_the_bed():
@@ -52,13 +76,23 @@ def test_a_pulse_over_a_stronger_bed_keeps_the_bed():
 
 def test_short_stops_inside_a_vibration_hold_amplitude_1_and_pauses_stay_0():
     close = to_waveform(HapticTrack(1.0, [Transient(0.5, 1.0, 0.5), Transient(0.53, 1.0, 0.5)]))
-    assert (close["timings"], close["amplitudes"]) == ([500, 20, 10, 20, 450], [0, 255, 1, 255, 0])
+    assert _plain(close) == ([500, 20, 10, 20, 450], [0, 255, 1, 255, 0])
     apart = to_waveform(HapticTrack(1.0, [Transient(0.5, 1.0, 0.5), Transient(0.6, 1.0, 0.5)]))
-    assert (apart["timings"], apart["amplitudes"]) == ([500, 20, 80, 20, 380], [0, 255, 0, 255, 0])
+    assert _plain(apart) == ([500, 20, 80, 20, 380], [0, 255, 0, 255, 0])
     dip = HapticTrack(0.1, [], Continuous(np.array([0.0, 0.04, 0.041, 0.059, 0.06, 0.1]),
                                           np.array([0.4, 0.4, 0.0, 0.0, 0.4, 0.4]), np.zeros(6)))
     data = to_waveform(dip)  # the envelope is 0 at the step centres 45 and 55 ms: held at 1
-    assert (data["timings"], data["amplitudes"]) == ([40, 20, 40], [102, 1, 102])
+    assert _plain(data) == ([40, 20, 40], [102, 1, 102])
+
+
+def test_the_onoff_pattern_pulses_the_stronger_half_of_the_transients_apart():
+    taps = [Transient(0.0, 0.9, 0.5), Transient(0.2, 0.1, 0.5), Transient(0.5, 0.6, 0.5),
+            Transient(0.54, 0.95, 0.5), Transient(0.8, 0.5, 0.5)]  # median 0.6
+    data = to_waveform(_bed(1.0, 0.5, taps))
+    validate_waveform(data)
+    # 0.0 (starts on a pulse: off 0 first), 0.5; 0.2 too weak, 0.54 less than 50 ms after 0.5's pulse,
+    # 0.8 below the median; the bed is left out
+    assert data["onoff"] == {"timings": [0, 20, 480, 20, 480], "repeat": -1}
 
 
 def test_write_waveform_writes_validated_json(tmp_path):
@@ -76,8 +110,15 @@ def _set(key, index, value):
     return breaks
 
 
+def _onoff(index, value):
+    def breaks(data):
+        data["onoff"]["timings"][index] = value
+    return breaks
+
+
 BROKEN = {
     "key missing": (lambda d: d.pop("repeat"), "must be an object with"),
+    "onoff missing": (lambda d: d.pop("onoff"), "must be an object with"),
     "lengths differ": (lambda d: d["amplitudes"].pop(), "must be equal"),
     "empty": (lambda d: d.update(timings=[], amplitudes=[]), "must not be empty"),
     "timing not a 10 ms step": (_set("timings", 0, 15), r"timings\[0\] = 15"),
@@ -86,14 +127,23 @@ BROKEN = {
     "amplitude above 255": (_set("amplitudes", 1, 256), r"amplitudes\[1\] = 256"),
     "amplitude negative": (_set("amplitudes", 0, -1), r"amplitudes\[0\] = -1"),
     "amplitude not an integer": (_set("amplitudes", 1, 0.5), r"amplitudes\[1\] = 0.5"),
+    "neighbours not merged": (_set("amplitudes", 2, 255), r"amplitudes\[2\] = amplitudes\[1\] = 255"),
     "repeat out of range": (lambda d: d.update(repeat=5), "repeat 5"),
     "zero inside a vibration": (_set("amplitudes", 2, 0), r"amplitudes\[2\] = 0 for 30 ms inside a vibration"),
+    "onoff not an object": (lambda d: d.update(onoff=[500, 20]), "onoff must be an object"),
+    "onoff pulse too long": (_onoff(1, 30), r"onoff.timings\[1\] = 30 ms on"),
+    "onoff pause too short": (_onoff(2, 40), r"onoff.timings\[2\] = 40 ms off between two pulses"),
+    "onoff zero after the start": (_onoff(2, 0), r"onoff.timings\[2\] = 0, must be a positive"),
+    "onoff not a 10 ms step": (_onoff(0, 505), r"onoff.timings\[0\] = 505"),
+    "onoff longer than the waveform": (_onoff(4, 420), "add up to 1010 ms, the amplitude waveform to 1000"),
+    "onoff repeat out of range": (lambda d: d["onoff"].update(repeat=9), "onoff: repeat 9"),
 }
 
 
 @pytest.mark.parametrize("name", BROKEN)
 def test_validator_rejects_each_broken_rule(name):
-    data = {"timings": [500, 20, 30, 20, 430], "amplitudes": [0, 255, 1, 255, 0], "repeat": -1}
+    data = {"timings": [500, 20, 30, 20, 430], "amplitudes": [0, 255, 1, 255, 0], "repeat": -1,
+            "onoff": {"timings": [500, 20, 50, 20, 410], "repeat": -1}}
     validate_waveform(copy.deepcopy(data))
     breaks, message = BROKEN[name]
     breaks(data)
@@ -106,8 +156,10 @@ def _audio(sample_rate, seconds, n_channels):
     return np.stack([0.3 * np.sin(2 * np.pi * (440 + 110 * c) * t) for c in range(n_channels)])  # [C, N]
 
 
-@pytest.mark.parametrize("n_channels, n_haptic", [(2, 1), (1, 2)])
-def test_haptic_ogg_has_audio_then_haptic_channels_and_the_tag(tmp_path, n_channels, n_haptic):
+@pytest.mark.parametrize("n_channels, n_haptic", [(1, 1), (2, 1), (1, 2), (2, 2)])
+def test_haptic_ogg_decodes_to_the_audio_then_the_drive(tmp_path, n_channels, n_haptic):
+    """Android labels the decoded channels in stream order, audio first and the last ANDROID_HAPTIC
+    ones haptic (OggExtractor.cpp setChannelMask), so that is where the drive must come out."""
     sample_rate = 16000
     audio = _audio(sample_rate, 1.0, n_channels)
     track = _bed(1.0, 0.5, [Transient(0.25, 1.0, 0.5)])
@@ -118,13 +170,17 @@ def test_haptic_ogg_has_audio_then_haptic_channels_and_the_tag(tmp_path, n_chann
     validate_haptic_ogg(path)
     decoded, rate = sf.read(path)  # libogg checks every page's CRC: a bad one fails or drops audio
     assert rate == sample_rate and decoded.shape == (audio.shape[1], n_channels + n_haptic)
-    for c in range(n_channels):
-        assert np.corrcoef(decoded[:, c], audio[c])[0, 1] > 0.99
-    for h in range(n_channels, n_channels + n_haptic):
-        haptic = decoded[sample_rate // 2:, h]  # the bed alone
-        spectrum = np.abs(np.fft.rfft(haptic))
-        assert np.fft.rfftfreq(len(haptic), 1 / sample_rate)[spectrum.argmax()] == pytest.approx(170, abs=2)
-        assert np.sqrt(np.mean(haptic ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.1)
+    drive = render_drive(track, sample_rate)
+    sources = [*audio, drive]  # what each decoded channel may carry
+    carried = [int(np.argmax([abs(np.corrcoef(decoded[:, c], x)[0, 1]) for x in sources]))
+               for c in range(decoded.shape[1])]
+    assert carried == list(range(n_channels)) + [n_channels] * n_haptic
+    for c in range(decoded.shape[1]):
+        assert np.corrcoef(decoded[:, c], sources[carried[c]])[0, 1] > 0.99
+        others = [x for k, x in enumerate(sources) if k != carried[c]]
+        assert max(abs(np.corrcoef(decoded[:, c], x)[0, 1]) for x in others) < 0.05
+    haptic = decoded[sample_rate // 2:, -1]  # the bed alone: amplitude 0.5 of full scale
+    assert np.sqrt(np.mean(haptic ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.05)
 
 
 def test_haptic_ogg_is_written_in_blocks_without_losing_a_frame(tmp_path, monkeypatch):

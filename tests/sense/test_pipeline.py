@@ -7,6 +7,9 @@ import pytest
 import soundfile as sf
 
 from melos.cli import main
+from melos.sense.export.drive import render_drive
+from melos.sense.pipeline import _writers
+from melos.sense.track import Continuous, HapticTrack, Transient
 
 SR = 22050
 
@@ -73,3 +76,49 @@ def test_resume_and_a_subset_of_formats(folder, tmp_path, capsys):
 def test_bad_options_are_one_line_errors(folder, tmp_path, capsys, option, message):
     assert main(["sense", str(folder / "two.flac"), "--out", str(tmp_path / "x"), "--no-progress", *option]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_every_format_plays_a_transient_and_the_bed_at_the_same_physical_amplitude(tmp_path):
+    """One intensity law (melos.sense.track): read each written file back the way its device does
+    and recover the track's amplitudes: a transient of 0.49 at 1 s over a bed of 0.16."""
+    sr = 16000
+    times = np.linspace(0.0, 2.0, 101)
+    track = HapticTrack(2.0, [Transient(0.5, 0.25, 0.3), Transient(1.0, 0.49, 0.6)],
+                        Continuous(times, np.full(101, 0.16), np.full(101, 0.5)))
+    audio = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * sr) / sr))[None]  # [1, N]
+    files = {}
+    for fmt, (name, write) in _writers(170.0).items():
+        if fmt in ("ahap", "android", "haptic", "wav", "ogg"):
+            write(tmp_path / name, audio, sr, track, None, "x")
+            files[fmt] = tmp_path / name
+
+    ahap = json.loads(files["ahap"].read_text())  # effective intensity = own x control, squared
+    points = [(c["ParameterCurve"]["Time"] + p["Time"], p["ParameterValue"]) for c in ahap["Pattern"]
+              if c.get("ParameterCurve", {}).get("ParameterID") == "HapticIntensityControl"
+              for p in c["ParameterCurve"]["ParameterCurveControlPoints"]]
+    control = lambda t: np.interp(t, *zip(*sorted(points)))  # noqa: E731
+    events = [e["Event"] for e in ahap["Pattern"] if "Event" in e]
+    tap = next(e for e in events if e["EventType"] == "HapticTransient" and e["Time"] == 1.0)
+    bed = next(e for e in events if e["EventType"] == "HapticContinuous")
+    own = {e["EventType"]: e["EventParameters"][0]["ParameterValue"] for e in (tap, bed)}
+    assert (own["HapticTransient"] * control(1.0)) ** 2 == pytest.approx(0.49, abs=2e-3)
+    assert (own["HapticContinuous"] * control(0.3)) ** 2 == pytest.approx(0.16, abs=2e-3)
+
+    haptic = json.loads(files["haptic"].read_text())["signals"]["continuous"]["envelopes"]["amplitude"]
+    emphasis = next(p for p in haptic if p["time"] == 1.0)["emphasis"]["amplitude"]
+    assert emphasis == pytest.approx(0.49) and next(p for p in haptic if p["time"] == 0.3)["amplitude"] == 0.16
+
+    android = json.loads(files["android"].read_text())
+    starts = np.cumsum([0] + android["timings"][:-1])
+    level = lambda ms: android["amplitudes"][np.searchsorted(starts, ms, side="right") - 1] / 255  # noqa: E731
+    assert level(1005) == pytest.approx(0.49, abs=0.5 / 255) and level(300) == pytest.approx(0.16, abs=0.5 / 255)
+
+    for fmt, rate in (("wav", 8000), ("ogg", sr)):
+        signal, got = sf.read(files[fmt])
+        drive = signal if signal.ndim == 1 else signal[:, -1]  # the Ogg's haptic channel is the last
+        full = render_drive(HapticTrack(2.0, [Transient(1.0, 1.0, 0.5)]), rate)  # a full-scale burst there
+        burst = slice(int(1.0 * rate), int(1.02 * rate))
+        bed = slice(int(0.2 * rate), int(0.4 * rate))  # 34 carrier periods
+        assert got == rate
+        assert np.abs(drive[burst]).max() / np.abs(full[burst]).max() == pytest.approx(0.49, rel=0.02)
+        assert np.sqrt(2 * np.mean(drive[bed] ** 2)) == pytest.approx(0.16, rel=0.02)

@@ -5,7 +5,8 @@ temporary folder, then renamed) and holds:
 
     analysis.json            what was read from the music (melos.sense.analysis.Analysis)
     haptics.ahap             Apple Core Haptics pattern (iPhone)
-    haptics.android.json     Android VibrationEffect.createWaveform timings and amplitudes
+    haptics.android.json     Android VibrationEffect.createWaveform timings and amplitudes, and under
+                             "onoff" the off/on timings for vibrators without amplitude control
     haptics.ogg              the audio plus haptic PCM channel(s), tagged ANDROID_HAPTIC=<n>
     haptics.haptic           Meta Haptics Studio / Lofelt v1 clip
     drive.wav                8 kHz drive signal for a voice-coil actuator (carrier at its resonance)

@@ -5,8 +5,19 @@ Two kinds of layer, as in Core Haptics and every authoring tool:
     transients   short taps at a time, each with an intensity and a sharpness (0..1)
     continuous   a bed: amplitude and frequency (sharpness) envelopes as breakpoints (0..1)
 
-Amplitude is physical (0..1 of full drive); exporters apply their device's perceptual mapping
-(Core Haptics intensity = sqrt(amplitude)).
+One intensity law. `Transient.intensity` and `Continuous.amplitude` are on ONE physical scale:
+drive amplitude, 0..1 of the actuator's full scale (the field names differ for history only). A
+transient of intensity 0.5 and a bed at amplitude 0.5 drive the motor equally hard. Felt
+intensity grows roughly with amplitude squared (spec section 9), so exporters whose device takes a
+perceptual value convert, and the others write the amplitude as it is:
+
+    AHAP (Core Haptics)      effective HapticIntensity = sqrt(amplitude), transients and bed alike
+    .haptic (Meta / Lofelt)  the amplitude; the SDK takes sqrt on iOS (see export/lofelt.py)
+    Android waveform         round(255 * amplitude)
+    drive WAV, haptic Ogg    the carrier's envelope: burst peak = transient amplitude, bed = amplitude
+
+So one transient reads back as the same amplitude from every file (tests/sense/test_pipeline.py).
+Frequency is 0 (the dullest) .. 1 (the sharpest the device plays), in every format.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ import numpy as np
 @dataclass(frozen=True)
 class Transient:
     time: float  # seconds
-    intensity: float  # 0..1
+    intensity: float  # 0..1: drive amplitude, the same physical scale as Continuous.amplitude
     sharpness: float  # 0..1
     layer: str = "onset"  # onset | beat | downbeat: what produced it
 
@@ -29,7 +40,7 @@ class Continuous:
     """Breakpoint envelopes on shared, strictly increasing times (seconds), values in 0..1."""
 
     times: np.ndarray  # [N]
-    amplitude: np.ndarray  # [N]
+    amplitude: np.ndarray  # [N]: drive amplitude 0..1 of full scale (as Transient.intensity)
     frequency: np.ndarray  # [N]: 0 = the lowest (dull), 1 = the highest (sharp) the device plays
 
     def at(self, t: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:

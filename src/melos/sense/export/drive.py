@@ -4,8 +4,11 @@ A voice-coil actuator moves most at its resonance, so the drive is one carrier t
 170 by default) whose amplitude follows the track:
 
     continuous   the amplitude envelope (the mapping fills it from a 10-20 ms RMS of the low band)
-    transients   10-20 ms bursts of the carrier at the transient's intensity: 1 ms linear attack,
-                 raised-cosine decay (a gated carrier would splatter energy outside 40-400 Hz)
+    transients   10-20 ms bursts of the carrier peaking at the transient's amplitude: 1 ms linear
+                 attack, raised-cosine decay (a gated carrier would splatter energy outside 40-400 Hz)
+
+Both are physical drive amplitudes on one scale (melos.sense.track), written as they are: the
+carrier's envelope is the amplitude, with no perceptual mapping (the actuator is driven, not told).
 
 Where a burst and the bed overlap the louder one wins, so the bed ducks under a transient and
 the peak never exceeds 1. The same signal at the audio's rate is the haptic channel of Android's

@@ -5,10 +5,23 @@
          "amplitude": [{"time", "amplitude", "emphasis"?: {"amplitude", "frequency"}}, ...],
          "frequency": [{"time", "frequency"}, ...]}}}}
 
+Amplitudes are the track's physical ones (melos.sense.track), written as they are: the SDK applies
+the perceptual mapping itself. Its conversion to Core Haptics (Lofelt/NiceVibrations,
+core/datamodel/src/ios/v1.rs, `impl From<v1::DataModel> for Ahap`; apps/haptic2ahap wraps it) writes
+HapticIntensityControl = sqrt(amplitude) (x 0.8 at a breakpoint with emphasis, its
+AMPLITUDE_DUCKING), HapticSharpnessControl = sqrt(frequency) over HapticContinuous events at
+intensity 1 and sharpness 0, and each emphasis as a HapticTransient of intensity
+sqrt(emphasis amplitude) and sharpness = emphasis frequency; by default it splits the transients
+into a second AHAP to play alongside, as the curves would otherwise scale them too (haptic2ahap's
+--no-split help; melos's own AHAP compensates instead, see ahap.py). So a
+transient of amplitude a plays at sqrt(a) from this file as from melos's own AHAP. (On Android the
+SDK renders emphasis into the amplitude envelope instead: core/datamodel/src/emphasis.rs.)
+
 The amplitude envelope is the continuous layer's breakpoints, padded to span the whole track
 (a repeated time makes the step at the layer's edges, as the model is 0 outside it). A transient
 becomes emphasis on a breakpoint at its time (inserted at the envelope's value there): emphasis
-amplitude = max(intensity, envelope), since the format requires it to be at least the envelope's;
+amplitude = the transient's amplitude, or the envelope's there if that is higher (the format
+requires it to be at least the envelope's; every other format also plays the louder of the two);
 emphasis frequency = sharpness. The frequency envelope (optional in the format) is the layer's.
 """
 
