@@ -40,8 +40,13 @@ def test_every_field_is_filled(analysis):
     assert len(a.onsets) == len(a.onset_strength) > 0 and np.all(np.diff(a.onsets) > 0)
     assert len(a.beats) > 0 and len(a.downbeats) > 0 and a.tempo > 0
     assert a.backends == {"onsets": "band-wise-spectral-flux", "beats": "librosa", "downbeats": "bar-phase-heuristic",
-                          "stems": "hpss"}
+                          "stems": "hpss", "chords": "chroma-templates"}
     assert a.sections == []
+    assert a.chords[0].start == 0 and a.chords[-1].end == pytest.approx(6.0)
+    assert all(prev.end == s.start for prev, s in zip(a.chords, a.chords[1:]))
+    assert a.key and 0 <= a.key_confidence <= 1
+    assert a.loudness_lufs is not None and -40 < a.loudness_lufs < 0
+    assert len(a.short_term_lufs) == 60 and np.all(a.short_term_lufs >= -70)
 
 
 def test_to_json_round_trips_the_fields(analysis):
@@ -57,6 +62,20 @@ def test_to_json_round_trips_the_fields(analysis):
     assert data["tempo_bpm"] == pytest.approx(a.tempo, abs=1e-3)
     assert data["sections"] == [{"start": 1.0, "end": 2.5, "tags": {"rock": 0.9}, "intensity": 0.8, "density": 1.0}]
     assert data["backends"] == a.backends
+    assert data["chords"] == [{"start": pytest.approx(s.start, abs=1e-5), "end": pytest.approx(s.end, abs=1e-5),
+                               "label": s.label} for s in a.chords]
+    assert (data["key"], data["short_term_rate"]) == (a.key, 10.0)
+    assert data["key_confidence"] == pytest.approx(a.key_confidence, abs=1e-4)
+    assert data["loudness_lufs"] == pytest.approx(a.loudness_lufs, abs=1e-3)
+    np.testing.assert_allclose(data["short_term_lufs"], a.short_term_lufs, atol=5e-4)
+    assert replace(a, loudness_lufs=float("-inf")).to_json()["loudness_lufs"] is None  # JSON has no -inf
+
+
+def test_loudness_is_measured_on_the_channels_the_rest_on_their_mix(analysis):
+    x = music()
+    stereo = analyze(np.stack([x, x]), SR, stems="none")
+    assert stereo.loudness_lufs == pytest.approx(analysis.loudness_lufs + 10 * np.log10(2), abs=0.01)
+    assert [c.label for c in stereo.chords] == [c.label for c in analysis.chords]
 
 
 def test_tensor_stereo_and_other_rates_give_the_same_analysis(analysis):
@@ -81,6 +100,7 @@ def test_analyze_file_reads_any_rate_to_mono(tmp_path, analysis):
     sf.write(path, np.stack([x, x], axis=1).astype(np.float32), 48000)
     a = analyze_file(path)
     assert a.sample_rate == SR and len(a.rms) == len(analysis.rms)
+    assert a.loudness_lufs == pytest.approx(analysis.loudness_lufs + 10 * np.log10(2), abs=0.1)  # two channels
     np.testing.assert_allclose(a.onsets, analysis.onsets, atol=0.003)
     with pytest.raises(AudioError):
         analyze_file(tmp_path / "missing.wav")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from melos.sense.analysis import Analysis, Section
+from melos.sense.harmony import ChordSegment
 from melos.sense.mapping import BEAT_CEILING, BED_STEP, PRESETS, to_track
 
 
@@ -100,3 +101,16 @@ def test_a_sparse_section_keeps_its_strongest_onsets_and_no_beat_taps():
     first = [t.time for t in sparse.transients if t.time < 2.0]
     np.testing.assert_allclose(first, many[5:10])  # the 5 strongest of the first 10 onsets, no beat taps
     assert [t for t in sparse.transients if t.time >= 2.0] == [t for t in dense.transients if t.time >= 2.0]
+
+
+def test_an_onset_at_a_chord_change_is_softly_accented():
+    chords = [ChordSegment(0.0, 0.98, "C:maj"), ChordSegment(0.98, 2.02, "A:min"), ChordSegment(2.02, 4.0, "A:min")]
+    for preset in PRESETS:
+        p = PRESETS[preset]
+        accented = {t.time: t.intensity for t in to_track(analysis(chords=chords), preset).transients
+                    if t.layer == "onset"}
+        plain = {t.time: t.intensity for t in to_track(analysis(), preset).transients if t.layer == "onset"}
+        assert accented[1.0] == pytest.approx(min(1.0, plain[1.0] * p.chord_accent))  # 20 ms from the change
+        assert accented[0.5] == plain[0.5]  # no change near: the first segment's start is no change
+        assert accented[2.0] == plain[2.0]  # 20 ms from a boundary, but A:min -> A:min is no change
+    assert PRESETS["default"].chord_accent == pytest.approx(1.15) and PRESETS["subtle"].chord_accent == 1.0

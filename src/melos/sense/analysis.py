@@ -1,4 +1,4 @@
-"""What SENSE reads from the music: envelopes, brightness, onsets, beats, stems, sections.
+"""What SENSE reads from the music: envelopes, brightness, onsets, beats, stems, chords, key, loudness, sections.
 
 Every curve is sampled on one frame grid (`hop` seconds, frame k at time k * hop, centred);
 every event time is in seconds from the start of the audio. `Analysis.to_json` is analysis.json.
@@ -7,12 +7,18 @@ every event time is in seconds from the start of the audio. `Analysis.to_json` i
 10 ms hop is exactly 240 samples (at librosa's 22050 Hz it would be 220.5), its 12 kHz band
 holds the whole 100 Hz-8 kHz sharpness scale, and it is the rate of the melos encoders.
 
-    audio -> mono, 24 kHz ─┬─ 20 ms RMS ──────────────────────────────> rms
-                           ├─ 40-400 Hz zero-phase band-pass -> RMS ──> low_rms
-                           ├─ |STFT| (1024, hop) ─┬─ centroid ────────> centroid, sharpness
-                           │                      └─ flux per band -> peaks -> refine -> merge -> gate ─> onsets
-                           │                             └─ beat tracker ──> beats, downbeats, tempo
-                           └─ HPSS -> stems -> 20 ms RMS ─────────────> stems
+    audio [C, N] ── BS.1770 K-weighting per channel, gates ─────────────> loudness_lufs, short_term_lufs
+      └─> mono, 24 kHz ─┬─ 20 ms RMS ──────────────────────────────> rms
+                        ├─ 40-400 Hz zero-phase band-pass -> RMS ──> low_rms
+                        ├─ |STFT| (1024, hop) ─┬─ centroid ────────> centroid, sharpness
+                        │                      └─ flux per band -> peaks -> refine -> merge -> gate ─> onsets
+                        │                             └─ beat tracker ──> beats, downbeats, tempo
+                        ├─ CQT chroma (~0.1 s) -> triad templates -> Viterbi -> snap to onsets ─> chords
+                        │                     └─ mean chroma + chord tones -> Krumhansl-Kessler ─> key, key_confidence
+                        └─ HPSS -> stems -> 20 ms RMS ─────────────> stems
+
+Loudness is measured on the channels as given (at most 5, BS.1770's L R C Ls Rs; more are
+averaged to mono first), at the given rate; everything else on the mono mix.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import torch
 from ..audio import load
 from .beats import parse_beats, track_beats
 from .features import LOW_BAND, band_pass, frame_rms, sharpness, spectral_centroid, stft_magnitude
+from .harmony import ChordSegment, analyze_harmony
+from .loudness import CHANNEL_GAINS, SHORT_TERM_RATE, integrated_loudness, short_term_loudness
 from .onsets import BANDS, detect_onsets, spectral_flux
 from .stems import parse_stems, separate
 
@@ -60,8 +68,15 @@ class Analysis:
     beats / downbeats: times (s), downbeats a subset of beats; tempo: beats per minute (0 when none found).
     stems: per stem (e.g. "harmonic", "percussive") its RMS envelope on the same scale as rms, [T].
     sections: from a melos encoder when one was given, else empty.
-    backends: what produced "onsets", "beats", "downbeats" and "stems" (e.g. "librosa",
-        "bar-phase-heuristic", "beat-this:<checkpoint file name>", "hpss", "none").
+    chords: consecutive `ChordSegment`s (start, end in s; Harte label "C:maj", "A:min" or "N" for
+        no chord) from 0 to the end; changes are moved onto an onset within one chroma hop (~0.1 s).
+    key: "C major" ... "B minor" as mir_eval.key reads it ("" when unknown); key_confidence: the
+        correlation (0..1) of the track's pitch-class profile with that key's Krumhansl-Kessler profile.
+    loudness_lufs: integrated loudness (ITU-R BS.1770-4, gated) of the channels as given; None
+        when unknown or shorter than 400 ms, -inf for digital silence (null in analysis.json).
+    short_term_lufs: 3 s loudness (LUFS, floor -70) every 1 / short_term_rate s (10 Hz), [T10].
+    backends: what produced "onsets", "beats", "downbeats", "stems" and "chords" (e.g. "librosa",
+        "bar-phase-heuristic", "beat-this:<checkpoint file name>", "hpss", "none", "chroma-templates").
     """
 
     sample_rate: int
@@ -81,6 +96,12 @@ class Analysis:
     stems: dict[str, np.ndarray] = field(default_factory=dict)
     sections: list[Section] = field(default_factory=list)
     backends: dict[str, str] = field(default_factory=dict)  # e.g. {"beats": "librosa", "stems": "hpss"}
+    chords: list[ChordSegment] = field(default_factory=list)
+    key: str = ""
+    key_confidence: float = 0.0
+    loudness_lufs: float | None = None
+    short_term_lufs: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    short_term_rate: float = SHORT_TERM_RATE
 
     @property
     def times(self) -> np.ndarray:
@@ -101,6 +122,12 @@ class Analysis:
                 "sections": [{"start": s.start, "end": s.end, "tags": s.tags, "intensity": s.intensity,
                               "density": s.density}
                              for s in self.sections],
+                "chords": [{"start": round(s.start, 5), "end": round(s.end, 5), "label": s.label} for s in self.chords],
+                "key": self.key, "key_confidence": round(self.key_confidence, 4),
+                "loudness_lufs": round(self.loudness_lufs, 3) if self.loudness_lufs is not None
+                and np.isfinite(self.loudness_lufs) else None,
+                "short_term_lufs": [round(float(v), 3) for v in self.short_term_lufs],
+                "short_term_rate": self.short_term_rate,
                 "backends": self.backends}
 
 
@@ -109,7 +136,8 @@ def analyze(audio: np.ndarray | torch.Tensor, sample_rate: int, *, hop: float = 
     """Analyse one recording for haptics (see the module docstring for the data flow).
 
     Args:
-        audio: waveform [N] or [C, N] (channels are averaged), any rate.
+        audio: waveform [N] or [C, N], any rate; loudness is measured on the channels, the rest
+            on their average.
         sample_rate: its rate in Hz; the analysis runs at ANALYSIS_RATE.
         hop: frame hop in seconds, 1-20 ms; rounded to whole samples at ANALYSIS_RATE, and
             `Analysis.hop` is the value used.
@@ -129,6 +157,7 @@ def analyze(audio: np.ndarray | torch.Tensor, sample_rate: int, *, hop: float = 
     if not 0 <= min_gap <= 1:
         raise ValueError(f"min_gap must be 0-1 s (50-200 ms suits haptics), got {min_gap:g} s")
     x = _mono(audio, sample_rate)
+    loudness_audio = _loudness_channels(audio, x, sample_rate)
     hop_length = round(hop * ANALYSIS_RATE)
     frame_rate = ANALYSIS_RATE / hop_length
     window_length = round(RMS_WINDOW * ANALYSIS_RATE)
@@ -140,6 +169,7 @@ def analyze(audio: np.ndarray | torch.Tensor, sample_rate: int, *, hop: float = 
     low_flux = spectral_flux(magnitude, low_bins)
     found = track_beats(beats, x, ANALYSIS_RATE, onsets.novelty, low_flux / max(float(low_flux.max()), 1e-20),
                         frame_rate, onsets.times)
+    harmony = analyze_harmony(x, ANALYSIS_RATE, onsets=onsets.times)
     return Analysis(
         sample_rate=ANALYSIS_RATE, duration=len(x) / ANALYSIS_RATE, hop=hop_length / ANALYSIS_RATE,
         rms=frame_rms(x, hop_length, window_length),
@@ -149,19 +179,22 @@ def analyze(audio: np.ndarray | torch.Tensor, sample_rate: int, *, hop: float = 
         stems=separate(stems, x, ANALYSIS_RATE, hop_length, window_length),
         backends={"onsets": "band-wise-spectral-flux", "beats": found.backend,
                   "downbeats": "bar-phase-heuristic" if found.backend == "librosa" else found.backend,
-                  "stems": stems.partition(":")[0]})
+                  "stems": stems.partition(":")[0], "chords": "chroma-templates"},
+        chords=harmony.chords, key=harmony.key, key_confidence=harmony.key_confidence,
+        loudness_lufs=integrated_loudness(*loudness_audio), short_term_lufs=short_term_loudness(*loudness_audio))
 
 
 def analyze_file(path: str | os.PathLike, *, hop: float = 0.01, min_gap: float = 0.08, beats: str = "librosa",
                  stems: str = "hpss", allow_truncated: bool = False) -> Analysis:
-    """`analyze` a file any `melos.audio.load` reads, decoded to mono at ANALYSIS_RATE.
+    """`analyze` a file any `melos.audio.load` reads, decoded at ANALYSIS_RATE with its channels
+    (for the loudness; the rest is analysed on their average).
 
     Raises:
         AudioError: the file is missing, unreadable or truncated (unless `allow_truncated`).
     """
     parse_beats(beats)
     parse_stems(stems)  # a bad setting is reported before a long file is decoded
-    audio = load(path, ANALYSIS_RATE, mono=True, allow_truncated=allow_truncated)
+    audio = load(path, ANALYSIS_RATE, mono=False, allow_truncated=allow_truncated)
     return analyze(audio, ANALYSIS_RATE, hop=hop, min_gap=min_gap, beats=beats, stems=stems)
 
 
@@ -181,3 +214,15 @@ def _mono(audio: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
     if sample_rate != ANALYSIS_RATE:
         audio = soxr.resample(audio, sample_rate, ANALYSIS_RATE, quality="HQ")
     return audio
+
+
+def _loudness_channels(audio: np.ndarray | torch.Tensor, mono: np.ndarray,
+                       sample_rate: int) -> tuple[np.ndarray, int]:
+    """What the loudness is measured on: the audio as given, [N] or [C, N] at `sample_rate`
+    (validated by `_mono` already), or `mono` at ANALYSIS_RATE for more channels than BS.1770 weights."""
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().cpu().float().numpy()
+    audio = np.asarray(audio, dtype=np.float64)
+    if audio.ndim == 1 or audio.shape[0] <= len(CHANNEL_GAINS):
+        return audio, sample_rate
+    return mono, ANALYSIS_RATE

@@ -3,7 +3,8 @@
     onsets (per-band flux)        -> transients; amplitude from the onset's strength (its bands,
                                      low hits strongest: they are what a hand or a seat feels),
                                      weighted by the percussive stem (drums drive transients),
-                                     accented on downbeats; sharpness from the spectral centroid
+                                     accented on downbeats and, softly, on chord changes;
+                                     sharpness from the spectral centroid
     beats without an onset        -> softer taps (a fraction of the median onset tap), so the
                                      pulse is felt where nothing is struck
     low-band (40-400 Hz) envelope -> the continuous bed's amplitude (bass drives the bed)
@@ -34,14 +35,17 @@ class Preset:
     downbeat_accent: float  # multiplier on transients at downbeats (beat taps stay under the median onset tap)
     bed_gain: float  # scale of the continuous amplitude
     bed_gamma: float  # amplitude = (envelope / its 95th percentile) ** gamma: < 1 lifts quiet passages
+    chord_accent: float = 1.15  # multiplier on onset transients at a chord change (1: none)
 
 
 PRESETS = {
     "default": Preset(transient_gain=0.9, beat_gain=0.6, downbeat_accent=1.25, bed_gain=0.6, bed_gamma=1.0),
-    "subtle": Preset(transient_gain=0.6, beat_gain=0.0, downbeat_accent=1.1, bed_gain=0.35, bed_gamma=1.0),
+    "subtle": Preset(transient_gain=0.6, beat_gain=0.0, downbeat_accent=1.1, bed_gain=0.35, bed_gamma=1.0,
+                     chord_accent=1.0),
     "punchy": Preset(transient_gain=1.0, beat_gain=0.7, downbeat_accent=1.4, bed_gain=0.5, bed_gamma=0.7),
 }
 BEAT_NEAR_ONSET = 0.05  # seconds: a beat this close to an onset transient is already felt
+CHORD_NEAR_ONSET = 0.05  # seconds: an onset this close to a chord change is the change struck
 BEAT_CEILING = 0.95  # beat and downbeat taps stay below this fraction of the median onset tap
 BED_STEP = 0.02  # seconds between the continuous layer's breakpoints
 
@@ -80,10 +84,13 @@ def _transients(analysis: Analysis, p: Preset, scale: np.ndarray) -> list[Transi
     percussive = analysis.stems.get("percussive")
     weight = 0.5 + 0.5 * _normalised(percussive) if percussive is not None else np.ones(len(analysis.rms))
     downbeats = np.asarray(analysis.downbeats)
+    changes = np.array([s.start for prev, s in zip(analysis.chords, analysis.chords[1:]) if s.label != prev.label])
     out = []
     for time, strength in zip(analysis.onsets, analysis.onset_strength):
         k = _frame(analysis, time)
         accent = p.downbeat_accent if len(downbeats) and np.min(np.abs(downbeats - time)) < BEAT_NEAR_ONSET else 1.0
+        if len(changes) and np.min(np.abs(changes - time)) < CHORD_NEAR_ONSET:
+            accent *= p.chord_accent
         intensity = min(1.0, p.transient_gain * strength * weight[k] * accent * scale[k])
         out.append(Transient(float(time), float(intensity), float(analysis.sharpness[k]), "onset"))
     if p.beat_gain > 0:
