@@ -23,7 +23,8 @@ from the bass), and exported. Every export passes a validator of its format befo
 formats (--formats, default the five haptic ones):
   ahap     haptics.ahap: Apple Core Haptics pattern (iPhone; CHHapticPattern, AVAudioPlayer + CHHapticEngine)
   android  haptics.android.json: timings (ms) and amplitudes (0-255) for
-           VibrationEffect.createWaveform (any Android phone)
+           VibrationEffect.createWaveform (any Android phone), and under "onoff" off/on timings
+           for createWaveform(timings, -1) on vibrators without amplitude control
   ogg      haptics.ogg: the audio plus haptic PCM channel(s), tagged ANDROID_HAPTIC=<n>: Android
            plays the haptics with the music on devices with audio-coupled haptics
   haptic   haptics.haptic: Meta Haptics Studio / Lofelt clip (Meta Quest controllers, Haptics SDK)
