@@ -45,6 +45,15 @@ def test_beats_without_an_onset_become_softer_transients():
     assert not [t for t in to_track(analysis(), "subtle").transients if t.layer != "onset"]  # subtle: no beat taps
 
 
+def test_a_loud_section_does_not_lift_a_beat_tap_above_the_median_onset_tap():
+    loud = Section(1.2, 4.0, intensity=1.5)  # the beats at 1.5-3.5 s; the onsets at 0.5, 1.0 s unscaled
+    for name in ("default", "punchy"):
+        t = to_track(analysis(sections=[loud]), name).transients
+        median = np.median([x.intensity for x in t if x.layer == "onset"])
+        beats = [x.intensity for x in t if x.layer != "onset"]
+        assert beats and max(beats) == pytest.approx(BEAT_CEILING * median)  # 1.5x would have passed it
+
+
 def test_presets_change_intensities_never_which_onsets_are_felt():
     weak = analysis(onset_strength=np.array([0.02, 0.01, 0.05]))
     times = {name: [t.time for t in to_track(weak, name).transients if t.layer == "onset"] for name in PRESETS}

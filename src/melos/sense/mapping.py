@@ -100,8 +100,9 @@ def _transients(analysis: Analysis, p: Preset, scale: np.ndarray) -> list[Transi
 
 def _beat_taps(analysis: Analysis, p: Preset, scale: np.ndarray, onsets: list[Transient]) -> list[Transient]:
     """A tap on every beat at least the density gate from every onset transient (and from the
-    previous tap), `beat_gain` x the median onset tap (x the accent on downbeats), always below
-    BEAT_CEILING x that median before the section scale: the pulse is felt, softer than what is struck."""
+    previous tap), `beat_gain` x the median onset tap (x the accent on downbeats) x the section
+    scale, and never above BEAT_CEILING x that median, a loud section's taps included: the pulse is
+    felt, softer than what is struck."""
     taps = [t.intensity for t in onsets if t.intensity > 0]
     median = float(np.median(taps)) if taps else p.transient_gain * 0.5
     clearance = max(analysis.min_gap, BEAT_NEAR_ONSET)
@@ -114,7 +115,8 @@ def _beat_taps(analysis: Analysis, p: Preset, scale: np.ndarray, onsets: list[Tr
         k = _frame(analysis, time)
         layer = "downbeat" if len(downbeats) and np.min(np.abs(downbeats - time)) < 1e-3 else "beat"
         level = min(p.beat_gain * (p.downbeat_accent if layer == "downbeat" else 1.0), BEAT_CEILING) * median
-        out.append(Transient(float(time), float(min(1.0, level * scale[k])), float(analysis.sharpness[k]), layer))
+        intensity = min(level * scale[k], BEAT_CEILING * median, 1.0)
+        out.append(Transient(float(time), float(intensity), float(analysis.sharpness[k]), layer))
     return out
 
 
