@@ -25,7 +25,7 @@ from melos.utils.atomic import atomic_file
 WESNOTH = Path("/usr/share/games/wesnoth/1.16/data/core/music/battle.ogg")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
-HEIGHT = 640  # px: the page without sections is ~600 px tall at 1280 px wide
+HEIGHT = 780  # px: the page with two stems and no sections is ~740 px tall at 1280 px wide
 
 
 def sizes(page: Path) -> dict[str, float]:
@@ -35,7 +35,8 @@ def sizes(page: Path) -> dict[str, float]:
     data = json.loads(re.search(r'<script id="sense-data"[^>]*>(.*?)</script>', text, re.S).group(1))
     return {"page": len(text) / 1e6, "audio (base64)": len(audio) / 1e6,
             "audio (Opus bytes)": len(base64.b64decode(audio)) / 1e6,
-            "spectrogram (base64)": len(data["spectrogram"]["png"]) / 1e6}
+            "spectrogram (base64, all levels)": sum(len(tile["png"]) for level in data["spectrogram"]["levels"]
+                                                    for tile in level["tiles"]) / 1e6}
 
 
 def screenshot(page: Path, out: Path, at: float, zoom: str) -> None:
@@ -44,6 +45,8 @@ def screenshot(page: Path, out: Path, at: float, zoom: str) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
         tab = browser.new_page(viewport={"width": 1280, "height": HEIGHT}, device_scale_factor=1)
+        errors = []
+        tab.on("pageerror", lambda e: errors.append(str(e)))
         tab.goto(page.as_uri())
         tab.wait_for_function("document.getElementById('audio').readyState >= 1")
         tab.mouse.click(5, 5)  # the tap browsers want before they vibrate; hides that hint
@@ -55,6 +58,8 @@ def screenshot(page: Path, out: Path, at: float, zoom: str) -> None:
         with atomic_file(out) as tmp:
             tab.screenshot(path=str(tmp), type="png")
         browser.close()
+    if errors:
+        raise RuntimeError(f"the page raised: {errors}")
 
 
 def run(track: Path, seconds: float, out: Path, at: float, zoom: str) -> None:

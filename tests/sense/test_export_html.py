@@ -14,7 +14,9 @@ from PIL import Image
 
 from melos.cli import main
 from melos.sense.analysis import Analysis, Section, analyze
-from melos.sense.export.html import MAX_COLUMNS, N_MELS, OPUS_RATE, encode_audio, page_data, write_html
+from melos.sense.export import html as html_module
+from melos.sense.export.html import N_MELS, OPUS_RATE, SPECTROGRAM_STEP, encode_audio, page_data, write_html
+from melos.sense.harmony import ChordSegment
 from melos.sense.mapping import to_track
 from melos.sense.track import HapticTrack
 
@@ -60,7 +62,7 @@ def test_the_page_fetches_nothing(page):
     markup = re.sub(r"(?s)(<script\b[^>]*>).*?</script>", r"\1", text)
     assert re.findall(r"(?i)<[^>]*\b(?:src|href|action)\s*=", markup) == []  # no element refers to anything
     assigned = re.findall(r"\.(?:src|href)\s*=\s*([^;]+);", text)  # in the script: only what is embedded
-    assert assigned and all(a.startswith(("DATA.spectrogram.png", "URL.createObjectURL(new Blob(")) for a in assigned)
+    assert assigned and all(a.startswith(("tile.png", "URL.createObjectURL(new Blob(")) for a in assigned)
     assert "<link" not in text and "@import" not in text and "url(" not in text and "fetch(" not in text
     assert "<title>caf&#233; &lt;b&gt;clip&lt;/b&gt;</title>" in text  # escaped, the page kept ASCII
     assert NASTY_TAG not in text  # a tag cannot close the data's <script> early
@@ -108,16 +110,58 @@ def test_curves_decode_to_the_analysis_within_one_level(page):
         assert hi[k] == pytest.approx(block.max(), abs=w["peak"] / 254 + 1e-7)
 
 
-def test_the_spectrogram_image_spans_the_track_and_shows_the_clicks(page):
+def tiles(level: dict) -> np.ndarray:
+    """A spectrogram level's tiles side by side, [N_MELS, columns] of palette indices (= levels)."""
+    images = [Image.open(io.BytesIO(base64.b64decode(t["png"].split(",", 1)[1]))) for t in level["tiles"]]
+    assert [t["column"] for t in level["tiles"]] == list(np.cumsum([0] + [i.width for i in images[:-1]]))
+    return np.concatenate([np.asarray(i) for i in images], axis=1)
+
+
+def test_the_spectrogram_levels_span_the_track_and_show_the_clicks(monkeypatch):
+    monkeypatch.setattr(html_module, "MAX_COLUMNS", 40)  # a coarser level after the finest ...
+    monkeypatch.setattr(html_module, "TILE_COLUMNS", 64)  # ... and several tiles per level
+    spec = html_module._spectrogram(clicks().mean(axis=0), SR)
+    assert [level["step"] for level in spec["levels"]] == pytest.approx([SPECTROGRAM_STEP, 4 * SPECTROGRAM_STEP],
+                                                                          abs=1e-4)
+    assert len(spec["levels"][0]["tiles"]) == 3 and len(spec["levels"][1]["tiles"]) == 1
+    for level in spec["levels"]:
+        image = tiles(level)
+        assert image.shape[0] == N_MELS
+        assert image.shape[1] * level["step"] == pytest.approx(3.0, abs=1.01 * level["step"])
+        if level["step"] < 0.05:  # the finest level resolves each click (the coarse one pools 4 columns)
+            top = image[: N_MELS // 2].astype(float).mean(axis=0)  # the high half
+            loud = np.arange(image.shape[1])[top > top.mean() + top.std()] * level["step"]
+            assert len(loud) and np.min(np.abs(loud[:, None] - np.arange(0.25, 3.0, 0.25)), axis=1).max() < 0.06
+    assert len(spec["palette"]) == 9 and spec["db_range"] == 80
+
+
+def test_frequency_ticks_sit_on_the_rows_that_light_up_for_those_tones():
+    """A 500 Hz and then a 5 kHz tone: each lights the row its tick says (within one mel row)."""
+    t = np.arange(SR) / SR
+    spec = html_module._spectrogram(np.r_[0.5 * np.sin(2 * np.pi * 500 * t), 0.5 * np.sin(2 * np.pi * 5000 * t)], SR)
+    image = tiles(spec["levels"][0]).astype(float)[::-1]  # row 0 at the bottom
+    ticks = dict(spec["ticks"])
+    assert list(ticks) == [100, 500, 1000, 2000, 5000, 10000]
+    for hz, columns in ((500, slice(10, 40)), (5000, slice(60, 90))):
+        row = np.argmax(image[:, columns].mean(axis=1))
+        assert abs((row + 0.5) / N_MELS - ticks[hz]) <= 1 / N_MELS, (hz, row)
+
+
+def test_chords_key_and_loudness_are_in_the_page_data(page):
     data, _ = embedded(page[0])
-    spec = data["spectrogram"]
-    assert spec["png"].startswith("data:image/png;base64,")
-    image = Image.open(io.BytesIO(base64.b64decode(spec["png"].split(",", 1)[1])))
-    assert image.height == N_MELS and image.width <= MAX_COLUMNS
-    assert image.width * spec["step"] == pytest.approx(3.0, abs=spec["step"])
-    top = np.asarray(image)[: N_MELS // 2].astype(float).mean(axis=0)  # palette index = level; the high half
-    loud = np.arange(image.width)[top > top.mean() + top.std()] * spec["step"]
-    assert len(loud) and np.min(np.abs(loud[:, None] - np.arange(0.25, 3.0, 0.25)), axis=1).max() < 0.06
+    analysis = page[2]
+    assert data["chords"]["label"] == [c.label for c in analysis.chords] and len(analysis.chords) >= 1
+    np.testing.assert_allclose(data["chords"]["start"], [c.start for c in analysis.chords], atol=5e-6)
+    np.testing.assert_allclose(data["chords"]["end"], [c.end for c in analysis.chords], atol=5e-6)
+    assert data["key"] == analysis.key and data["key_confidence"] == pytest.approx(analysis.key_confidence, abs=1e-3)
+    loud = data["loudness"]
+    assert loud["integrated"] == pytest.approx(analysis.loudness_lufs, abs=0.01) and loud["rate"] == 10.0
+    np.testing.assert_allclose(loud["short_term"], analysis.short_term_lufs, atol=0.05)
+    made = Analysis(24000, 1.0, 0.01, *[np.zeros(100)] * 4, *[np.zeros(0)] * 4, tempo=0.0,
+                    chords=[ChordSegment(0.0, 1.0, "A:min")], loudness_lufs=float("-inf"))
+    data = page_data(np.zeros(24000), 24000, made, HapticTrack(1.0))
+    assert data["chords"] == {"start": [0.0], "end": [1.0], "label": ["A:min"]}
+    assert data["loudness"]["integrated"] is None  # silence: -inf is not JSON
 
 
 def test_the_audio_is_opus_and_starts_with_the_original_sample(page):
@@ -146,8 +190,7 @@ def test_silence_with_no_haptics_makes_an_empty_dark_page():
     data = page_data(np.zeros((2, 24000)), 24000, analysis, HapticTrack(1.0))
     assert data["transients"]["time"] == [] and data["beats"] == [] and data["sections"] == []
     assert all(not decode_curve(c).any() for c in data["curves"].values())
-    image = Image.open(io.BytesIO(base64.b64decode(data["spectrogram"]["png"].split(",", 1)[1])))
-    assert np.asarray(image).max() == 0  # palette index 0: black
+    assert all(tiles(level).max() == 0 for level in data["spectrogram"]["levels"])  # palette index 0: black
 
 
 def test_sense_command_writes_the_page(tmp_path):

@@ -10,7 +10,22 @@ import soundfile as sf
 
 from melos.cli import main
 from melos.sense.analysis import Analysis
-from melos.sense.export.video import Layout, ScoreStrip, _beat_in_bar, write_video
+from melos.sense.export.video import (
+    CHORD_COLOURS,
+    CLIP,
+    FREQUENCY,
+    HAPTIC,
+    LANE,
+    RELATIVE_FULL,
+    TAP_COLOURS,
+    Layout,
+    Panel,
+    ScoreStrip,
+    _beat_in_bar,
+    chord_name,
+    write_video,
+)
+from melos.sense.harmony import ChordSegment
 from melos.sense.features import sharpness
 from melos.sense.track import Continuous, HapticTrack, Transient
 from melos.sense.visual_features import band_energy, frames_since, impulses, peak_hold, relative_energy
@@ -207,3 +222,117 @@ def test_melos_sense_writes_the_video(tmp_path, capsys):
         assert (video.width, video.height, video.average_rate) == (1280, 720, 30)
         assert sound.rate == 22050 and sound.channels == 1
         assert sum(1 for _ in container.decode(video=0)) == 45
+
+
+BIG = (1280, 720)
+
+
+def frame(layout: Layout, panel: Panel, strip: ScoreStrip, k: int) -> np.ndarray:
+    """Frame k as `write_video` draws it, [3, H, W] RGB."""
+    canvas = np.empty((3, layout.height, layout.width), dtype=np.uint8)
+    panel.draw(canvas, k)
+    canvas[:, layout.score_top:] = strip.window(k / layout.fps)
+    panel.draw_score_overlay(canvas)
+    return canvas
+
+
+def with_harmony(analysis: Analysis) -> Analysis:
+    analysis.chords = [ChordSegment(0.0, 1.5, "C:maj"), ChordSegment(1.5, 2.5, "N"),
+                       ChordSegment(2.5, SECONDS, "A:min")]
+    analysis.key, analysis.key_confidence, analysis.loudness_lufs = "A minor", 0.7, -20.0
+    analysis.short_term_lufs = np.linspace(-40.0, -10.0, int(SECONDS * 10))
+    return analysis
+
+
+def parts(audio: np.ndarray, analysis: Analysis, track: HapticTrack, size=BIG) -> tuple[Layout, Panel, ScoreStrip]:
+    layout = Layout.of(*size, FPS, sections=bool(analysis.sections))
+    mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+    n = math.ceil(SECONDS * FPS)
+    return layout, Panel(layout, mono, SR, SECONDS, analysis, track, "clicks", n), \
+        ScoreStrip(layout, mono, SR, SECONDS, analysis, track)
+
+
+def test_the_score_has_more_height_than_the_panel():
+    layout = Layout.of(*BIG, FPS, sections=False)
+    assert layout.height - layout.score_top > 1.5 * (layout.score_top - layout.header)
+    assert {"sections", "chords", "waveform", "beats", "taps", "bed"} <= set(layout.lanes)
+
+
+def test_the_legends_show_the_tap_colours_the_bed_and_the_beats():
+    analysis, track = click_analysis()
+    layout, panel, strip = parts(click_track(), analysis, track)
+    picture = frame(layout, panel, strip, 45)
+    expected = {"onset": TAP_COLOURS["onset"], "beat tap": TAP_COLOURS["beat"], "downbeat tap": TAP_COLOURS["downbeat"],
+                "beat": TAP_COLOURS["beat"], "downbeat": TAP_COLOURS["downbeat"], "amplitude": HAPTIC,
+                "sharpness": FREQUENCY}
+    assert set(panel.swatches) == set(expected)
+    for name, colour in expected.items():
+        x0, y0, x1, y1 = panel.swatches[name]
+        assert x1 - x0 >= 8 and y1 - y0 >= 2 and y0 >= layout.score_top
+        patch = picture[:, y0:y1, x0:x1].reshape(3, -1)
+        np.testing.assert_array_equal(patch, np.repeat(np.array(colour, np.uint8)[:, None], patch.shape[1], 1), name)
+    rows = {name: (layout.score_top + layout.lanes[lane][0], layout.score_top + layout.lanes[lane][1])
+            for name, lane in (("onset", "taps"), ("beat", "beats"), ("amplitude", "bed"), ("sharpness", "bed"))}
+    for name, (top, bottom) in rows.items():  # each legend on its own lane, at its top
+        assert top <= panel.swatches[name][1] < panel.swatches[name][3] <= min(bottom, top + 20), name
+
+
+def test_a_meter_over_its_scale_says_so():
+    """A 60 Hz tone that jumps from 0.02 to 0.5 at 2 s: the bass energy reads 625x its average
+    at the jump, so the bass meter shows its red over-range cap there, and not before."""
+    t = np.arange(int(SECONDS * SR)) / SR
+    audio = np.where(t < 2.0, 0.02, 0.5) * np.sin(2 * np.pi * 60 * t)
+    analysis, track = click_analysis()
+    layout, panel, strip = parts(audio, analysis, track)
+    _, x0, x1, top, _ = panel.meters[0]
+    over = np.flatnonzero(panel.over[0])
+    relative = relative_energy(band_energy(audio, SR, FPS, panel.over.shape[1]), FPS)[0]
+    assert len(over) and over[0] == np.flatnonzero(relative > RELATIVE_FULL)[0] == pytest.approx(60, abs=1)
+    red = np.array(CLIP, np.uint8)[:, None]
+
+    def cap(k: int) -> np.ndarray:  # per pixel of the strip above the meter: the over-range red
+        return (frame(layout, panel, strip, k)[:, top - 10:top - 2, x0:x1].reshape(3, -1) == red).all(axis=0)
+
+    assert cap(over[0]).mean() > 0.5 and not cap(30).any()
+    assert panel.bands[0, over[0]] == RELATIVE_FULL  # the bar itself stops at the top of the scale
+
+
+def test_the_now_box_and_the_chord_lane_follow_the_chords_bars_and_key():
+    analysis, track = click_analysis()
+    with_harmony(analysis)
+    layout, panel, strip = parts(click_track(), analysis, track)
+    assert [chord_name(c) for c in ("C:maj", "A:min", "N", "F#:maj")] == ["C", "Am", "", "F#"]
+    bars = np.floor(CLICKS[::4] * FPS).astype(int)  # downbeat frames: bar 1 from the first, bar 2 from the fifth click
+    k = bars[1] + 1
+    now = panel.now(k)
+    beat = np.searchsorted(np.floor(CLICKS * FPS), k, side="right") - 1 - 4  # beats since the second downbeat
+    lufs = analysis.short_term_lufs[round((k + 0.5) / FPS * 10)]
+    assert now == {"chord": "Am" if k / FPS >= 2.5 else "N.C." if k / FPS >= 1.5 else "C", "key": "key A minor",
+                   "bar": "bar 2", "beat": f"beat {beat + 1}", "loudness": f"loudness {lufs:.0f} LUFS (3 s window)"}
+    assert panel.now(5)["bar"] == "before bar 1" and panel.now(5)["chord"] == "C"
+    assert panel.now(int(1.8 * FPS))["chord"] == "N.C." and panel.now(int(3 * FPS))["chord"] == "Am"
+    # the chord lane: the C block in its colour, with its name in light type; nothing where there is no chord
+    y0, y1 = layout.lanes["chords"]
+    window = strip.window(0.0)  # time 0 under the playhead: C until 1.5 s, no chord 1.5-2.5 s
+    c_block = window[:, y0:y1, layout.playhead:layout.playhead + 60].reshape(3, -1)
+    colour = np.array(CHORD_COLOURS[0], np.uint8)[:, None]
+    assert (c_block == colour).all(axis=0).mean() > 0.6 and (c_block.min(axis=0) > 180).any()  # the "C"
+    gap = window[:, y0:y1, layout.playhead + round(1.6 * layout.pixels_per_second):
+                 layout.playhead + round(2.4 * layout.pixels_per_second)].reshape(3, -1)
+    assert (gap == np.array(LANE, np.uint8)[:, None]).all(axis=0).mean() > 0.95  # the lane (and a grid line)
+    assert not any((gap == np.array(c, np.uint8)[:, None]).all(axis=0).any() for c in CHORD_COLOURS)
+
+
+def test_bar_numbers_stand_by_the_downbeats_and_missing_sections_are_explained():
+    analysis, track = click_analysis()
+    layout, panel, strip = parts(click_track(), analysis, track)
+    window = strip.window(0.0)
+    y0, y1 = layout.lanes["beats"]
+    lane = np.array(LANE, np.uint8)[:, None, None]
+    for downbeat in CLICKS[::4]:
+        x = layout.playhead + round(downbeat * layout.pixels_per_second)
+        number = window[:, y0:y0 + 12, x + 3:x + 16]
+        assert (np.abs(number.astype(int) - lane).sum(axis=0) > 60).sum() > 5, downbeat  # a digit drawn there
+    y0, y1 = layout.lanes["sections"]
+    note = window[:, y0:y1, :layout.width // 2]
+    assert (np.abs(note.astype(int) - lane).sum(axis=0) > 60).sum() > 200  # the --model note's text

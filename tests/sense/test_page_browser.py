@@ -22,6 +22,7 @@ from websockets.asyncio.server import serve  # noqa: E402
 
 from melos.sense.analysis import Analysis  # noqa: E402
 from melos.sense.export.html import OPUS_RATE, write_html  # noqa: E402
+from melos.sense.harmony import ChordSegment  # noqa: E402
 from melos.sense.track import Continuous, HapticTrack, Transient  # noqa: E402
 
 SR = 24000
@@ -62,7 +63,25 @@ def made_up_analysis() -> Analysis:
     beats = np.arange(0.5, SECONDS, 0.5)
     return Analysis(SR, SECONDS, hop, rms=0.07 + 0.3 * pulse, low_rms=np.full(n, 0.07), centroid=1000 + 500 * pulse,
                     sharpness=0.4 + 0.3 * pulse, onsets=beats, onset_strength=np.ones(len(beats)), beats=beats,
-                    downbeats=beats[::4], tempo=120.0, stems={"harmonic": np.full(n, 0.07), "percussive": 0.3 * pulse})
+                    downbeats=beats[::4], tempo=120.0, stems={"harmonic": np.full(n, 0.07), "percussive": 0.3 * pulse},
+                    chords=CHORDS, key="A minor", key_confidence=0.8, loudness_lufs=-17.25,
+                    short_term_lufs=np.linspace(-40, -10, int(SECONDS * 10)))
+
+
+CHORDS = [ChordSegment(0.0, 2.0, "C:maj"), ChordSegment(2.0, 4.0, "A:min"), ChordSegment(4.0, SECONDS, "N")]
+RECORD_CANVAS = RECORD_VIBRATE + """
+window.__text = [];
+window.__images = [];
+const fillText = CanvasRenderingContext2D.prototype.fillText;
+CanvasRenderingContext2D.prototype.fillText = function (text, x, y) {
+  window.__text.push({text: String(text), x, y});
+  return fillText.apply(this, arguments);
+};
+const drawImage = CanvasRenderingContext2D.prototype.drawImage;
+CanvasRenderingContext2D.prototype.drawImage = function (image, ...args) {
+  window.__images.push({width: image.naturalWidth, args});
+  return drawImage.apply(this, [image, ...args]);
+};"""
 
 
 @pytest.fixture(scope="module")
@@ -239,3 +258,47 @@ def test_live_mode_draws_and_vibrates_from_a_websocket(browser, site):
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)
     page.wait_for_function("document.getElementById('live-status').textContent.startsWith('closed')", timeout=5000)
+
+
+def test_every_lane_says_its_scale_and_the_chords_bars_and_key_are_drawn(browser, site):
+    page = loaded(browser, site, RECORD_CANVAS)
+    page.wait_for_function("window.__images.length > 0")  # the spectrogram's tiles have loaded and drawn
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(done))")
+    ticks = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('#labels [data-lane]')].map(
+        (d) => [d.dataset.lane, [...d.querySelectorAll('.tick')].map((t) => t.textContent)]))""")
+    assert ticks["spectrogram"] == ["100", "500", "1k", "2k", "5k", "10k"]
+    assert ticks["waveform"][1] == "0" and ticks["waveform"][0].startswith("+")
+    assert ticks["onsets"] == ["1", "0"] and ticks["taps"] == ["1", "0.5", "0"] and ticks["bed"] == ["1", "0.5", "0"]
+    assert ticks["loudness"] == ["0", "-30", "-60"] and ticks["stem"][1] == "0"
+    labels = page.query_selector("#labels").inner_text()
+    for words in ("strength 0-1", "intensity 0-1", "RMS", "short-term LUFS", "integrated -17.3", "Hz", "key A minor",
+                  "0 dB", "-80"):
+        assert words in labels, words
+    assert "key A minor (confidence 0.80)" in page.query_selector("#meta").inner_text()
+    assert "-17.3 LUFS integrated" in page.query_selector("#meta").inner_text()
+    drawn = [t["text"] for t in page.evaluate("window.__text")]
+    assert "C" in drawn and "Am" in drawn  # chord names (the "N" stretch has none)
+    assert {"1", "2", "3"} <= set(drawn)  # bar numbers at the downbeats 0.5, 2.5 and 4.5 s
+    assert any("--model" in t for t in drawn)  # where the sections would be
+    # the spectrogram is drawn from the finest level's tiles, each source column at most a few pixels wide
+    last = page.evaluate("window.__images")[-1]  # one tile: [sx, sy, sw, sh, dx, dy, dw, dh]
+    assert page.evaluate("+document.getElementById('plot').dataset.spectrogramStep") == pytest.approx(0.02, abs=1e-3)
+    assert last["width"] == pytest.approx(SECONDS / 0.02, abs=2)  # the finest level: a column per 20 ms ...
+    assert last["args"][2] == pytest.approx(SECONDS / 0.02, abs=2)  # ... all of them drawn for the whole track
+    assert page.errors == []
+
+
+def test_the_spectrogram_level_follows_the_zoom_and_dense_taps_stay_apart(browser, site):
+    page = loaded(browser, site)
+    levels = "[{step: 0.02}, {step: 0.08}, {step: 0.32}]"
+    assert page.evaluate(f"[0.001, 0.02, 0.05, 0.1, 1].map((s) => pickLevel({levels}, s).step)") == \
+        [0.02, 0.02, 0.02, 0.08, 0.32]
+    rects = page.evaluate("""() => {  // 1000 taps on 100 px: one bar per column, the tallest of its taps
+      const rects = [], ctx = {fillRect: (x, y, w, h) => rects.push([x, y, w, h])};
+      const times = Array.from({length: 1000}, (_, i) => i / 1000);
+      const view = {t0: 0, t1: 1, w: 100, x: (t) => t * 100};
+      drawStems(ctx, view, 0, 53, times, (i) => (i % 10) / 9, () => "#fff");
+      return rects;
+    }""")
+    assert len(rects) == 100 and sorted(r[0] for r in rects) == list(range(100))
+    assert all(r[2] == 1 and r[3] == pytest.approx(50) for r in rects)  # each column holds a tap of intensity 1

@@ -18,12 +18,19 @@ time k * step = byte / 255 * scale):
     title, duration, tempo, backends
     waveform      {"step", "peak", "min", "max"}: per step, the mono mix's min and max as int8
                   base64 (sample = byte / 127 * peak)
-    spectrogram   {"png": data URI, "fmin", "fmax", "step"}: log-mel power, low bins at the bottom
+    spectrogram   {"levels": [{"step", "tiles": [{"column", "png": data URI}]}], "fmin", "fmax",
+                  "db_range", "ticks": [[Hz, height fraction]], "palette": [9 colours, low to high]}:
+                  log-mel power (dB below the loudest bin, over db_range), low bins at the bottom;
+                  levels finest first (SPECTROGRAM_STEP s a column, then pooled by LEVEL_FACTOR
+                  until MAX_COLUMNS hold the track), each cut into PNG tiles of TILE_COLUMNS, so
+                  the page draws every zoom from the level nearest its pixel size
     curves        sharpness, stem:<name> (RMS envelopes), bed:amplitude, bed:frequency (the
                   continuous layer sampled on the analysis's frame grid)
     onsets        {"time", "strength"}; beats, downbeats: [times]
     transients    {"time", "intensity", "sharpness", "layer"}: the haptic track's, in time order
-    sections      [{"start", "end", "tags", "intensity", "density"}]
+    sections      [{"start", "end", "tags", "intensity", "density"}] (empty without --model)
+    chords        {"start", "end", "label"}: Harte labels ("C:maj", "A:min", "N"); key, key_confidence
+    loudness      {"integrated": LUFS or null, "rate": Hz, "short_term": [LUFS]} (ITU-R BS.1770)
 
 `page/sense.js` draws it; `page/template.html` and `page/sense.css` are its frame.
 """
@@ -50,7 +57,11 @@ OPUS_RATE = 48000  # Hz: Opus codes 8, 12, 16, 24 or 48 kHz
 OPUS_LEVEL = 0.9  # libsndfile's compression level for Opus: 0.9 is ~32 kbit/s per channel
 TIME_DECIMALS = 5  # 10 us, as analysis.json
 N_MELS = 96
-MAX_COLUMNS = 3000  # spectrogram image width at most (px); a 3000 px image is sharp on any screen
+FMIN = 30.0  # Hz: the spectrogram's lowest mel band
+SPECTROGRAM_STEP = 0.02  # s per column of the finest spectrogram: ~2 px a column in the 10 s view
+LEVEL_FACTOR = 4  # each coarser spectrogram pools this many columns of the one before
+MAX_COLUMNS = 3000  # the coarsest spectrogram has at most this many columns (the whole-track view)
+TILE_COLUMNS = 2048  # columns per PNG tile
 SPECTROGRAM_DB = 80.0  # dynamic range shown, below the loudest bin
 SPECTROGRAM_FLOOR_DB = -120.0  # power (dB) drawn black however quiet the file is
 PAGE = resources.files("melos.sense.export") / "page"
@@ -87,30 +98,76 @@ def _waveform(mono: np.ndarray, sample_rate: int, step: float) -> dict:
             "min": _b64(lo.astype(np.int8).tobytes()), "max": _b64(hi.astype(np.int8).tobytes())}
 
 
-def _spectrogram(mono: np.ndarray, sample_rate: int) -> dict:
-    """The log-mel spectrogram as an indexed-colour PNG (magma), columns pooled to <= MAX_COLUMNS."""
-    import librosa
-    from matplotlib import colormaps
+def _png(level: np.ndarray) -> str:
+    """A data URI of `level` [rows, columns] in 0..1 (top row first) as an indexed-colour PNG (magma)."""
     from PIL import Image
 
-    hop_length = 512
-    fmax = min(sample_rate / 2, 12000.0)
-    mel = librosa.feature.melspectrogram(y=mono.astype(np.float32), sr=sample_rate, n_fft=2048,
-                                         hop_length=hop_length, n_mels=N_MELS, fmin=30.0, fmax=fmax)  # [M, T]
-    pool = max(1, -(-mel.shape[1] // MAX_COLUMNS))
-    n_columns = -(-mel.shape[1] // pool)
-    padded = np.zeros((N_MELS, n_columns * pool), dtype=np.float64)
-    padded[:, :mel.shape[1]] = mel
-    power = padded.reshape(N_MELS, n_columns, pool).mean(axis=2)  # [M, columns]: mean power per column
-    db = 10 * np.log10(np.maximum(power, 1e-12))
-    top = max(float(db.max()), SPECTROGRAM_FLOOR_DB + SPECTROGRAM_DB)  # silence stays dark
-    level = np.clip((db - (top - SPECTROGRAM_DB)) / SPECTROGRAM_DB, 0.0, 1.0)
-    image = Image.fromarray(np.round(level[::-1] * 255).astype(np.uint8), mode="P")  # low bins at the bottom
-    image.putpalette((colormaps["magma"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8).tobytes())
+    image = Image.fromarray(np.round(level * 255).astype(np.uint8), mode="P")
+    image.putpalette((_magma(256) * 255).round().astype(np.uint8).tobytes())
     png = io.BytesIO()
     image.save(png, format="PNG", optimize=True)
-    return {"png": "data:image/png;base64," + _b64(png.getvalue()), "fmin": 30.0, "fmax": fmax,
-            "step": pool * hop_length / sample_rate}
+    return "data:image/png;base64," + _b64(png.getvalue())
+
+
+def _magma(n: int) -> np.ndarray:
+    """n colours of matplotlib's magma, [n, 3] in 0..1."""
+    from matplotlib import colormaps
+
+    return colormaps["magma"](np.linspace(0, 1, n))[:, :3]
+
+
+def _frequency_ticks(fmin: float, fmax: float) -> list[list]:
+    """[[Hz, height fraction of the lane (0 bottom)], ...] for round frequencies, on the mel rows:
+    row k (from the bottom) is centred at (k + 0.5) / N_MELS of the lane's height."""
+    import librosa
+
+    centres = librosa.mel_frequencies(N_MELS + 2, fmin=fmin, fmax=fmax)[1:-1]  # librosa's (Slaney) mel
+    rows = (np.arange(N_MELS) + 0.5) / N_MELS
+    ticks = [hz for hz in (100, 500, 1000, 2000, 5000, 10000) if centres[0] <= hz <= centres[-1]]
+    position = np.interp(librosa.hz_to_mel(np.array(ticks, dtype=float)), librosa.hz_to_mel(centres), rows)
+    return [[hz, round(float(y), 4)] for hz, y in zip(ticks, position)]
+
+
+def _spectrogram(mono: np.ndarray, sample_rate: int) -> dict:
+    """The log-mel spectrogram as PNG tiles at several time resolutions (see `page_data`)."""
+    import librosa
+
+    hop_length = max(1, round(SPECTROGRAM_STEP * sample_rate))
+    fmax = min(sample_rate / 2, 12000.0)
+    mel = librosa.feature.melspectrogram(y=mono.astype(np.float32), sr=sample_rate, n_fft=2048,
+                                         hop_length=hop_length, n_mels=N_MELS, fmin=FMIN, fmax=fmax)  # [M, T]
+    top = max(10 * np.log10(max(float(mel.max()), 1e-12)), SPECTROGRAM_FLOOR_DB + SPECTROGRAM_DB)  # silence stays dark
+    levels, pool = [], 1
+    while True:
+        n_columns = -(-mel.shape[1] // pool)
+        padded = np.zeros((N_MELS, n_columns * pool), dtype=np.float64)
+        padded[:, :mel.shape[1]] = mel
+        power = padded.reshape(N_MELS, n_columns, pool).mean(axis=2)  # [M, columns]: mean power per column
+        db = 10 * np.log10(np.maximum(power, 1e-12))
+        level = np.clip((db - (top - SPECTROGRAM_DB)) / SPECTROGRAM_DB, 0.0, 1.0)[::-1]  # low bins at the bottom
+        levels.append({"step": pool * hop_length / sample_rate,
+                       "tiles": [{"column": c, "png": _png(level[:, c:c + TILE_COLUMNS])}
+                                 for c in range(0, n_columns, TILE_COLUMNS)]})
+        if n_columns <= MAX_COLUMNS:
+            break
+        pool *= LEVEL_FACTOR
+    return {"levels": levels, "fmin": FMIN, "fmax": fmax, "db_range": SPECTROGRAM_DB,
+            "ticks": _frequency_ticks(FMIN, fmax),
+            "palette": ["#%02x%02x%02x" % tuple(c) for c in (_magma(9) * 255).round().astype(int)]}
+
+
+def _chords(analysis: Analysis) -> dict:
+    return {"start": [round(c.start, TIME_DECIMALS) for c in analysis.chords],
+            "end": [round(c.end, TIME_DECIMALS) for c in analysis.chords],
+            "label": [c.label for c in analysis.chords]}
+
+
+def _loudness(analysis: Analysis) -> dict:
+    """Integrated LUFS (None when unknown or silent) and the short-term curve (LUFS, 0.1 LU steps)."""
+    integrated = analysis.loudness_lufs
+    return {"integrated": round(integrated, 2) if integrated is not None and np.isfinite(integrated) else None,
+            "rate": analysis.short_term_rate,
+            "short_term": [round(float(v), 1) for v in np.nan_to_num(analysis.short_term_lufs, neginf=-70.0)]}
 
 
 def encode_audio(audio: np.ndarray, sample_rate: int) -> bytes:
@@ -154,6 +211,8 @@ def page_data(audio: np.ndarray, sample_rate: int, analysis: Analysis, track: Ha
                        "layer": [t.layer for t in transients]},
         "sections": [{"start": s.start, "end": s.end, "tags": s.tags, "intensity": s.intensity, "density": s.density}
                      for s in analysis.sections],
+        "chords": _chords(analysis), "key": analysis.key, "key_confidence": round(analysis.key_confidence, 3),
+        "loudness": _loudness(analysis),
     }
 
 

@@ -1,22 +1,29 @@
 """`melos sense --formats mp4`: the analysis and its haptic track as a video, with the music.
 
     ┌────────────────────────────────────────────────────────────────────┐
-    │ title                                               0:12.3 / 1:00.0│ header
-    │        ( orb )          beat dots       ▮bass ▮mid ▮treble ▮haptic │ panel: audio-reactive
+    │ title  BPM · key · integrated LUFS                  0:12.3 / 1:00.0│ header
+    │  ( orb )    Am          3x┃bass ┃mid ┃treble    1┃haptic          │ panel: audio-reactive
+    │  beat dots  key, bar, beat, short-term LUFS  (scales left of each) │ (40 % of the height)
     ├──────────────┬─────────────────────────────────────────────────────┤
     │ time         │                                                     │
-    │ sections     │                                                     │ score: scrolls right
-    │ waveform     │  (past, dimmed)                    (to come)        │ to left under the
-    │ beats        │                                                     │ fixed playhead
+    │ sections     │  (or a note: --model gives sections)                │ score: scrolls right
+    │ chords       │                                                     │ to left under the
+    │ waveform     │  (past, dimmed)                    (to come)        │ fixed playhead
+    │ beats        │  bar numbers over the downbeats                     │ (60 %)
     │ haptic taps  │                                                     │
     │ haptic bed   │                                                     │
     └──────────────┴─ playhead ──────────────────────────────────────────┘
 
-Panel: the orb is coloured by the spectral centroid (dull red to bright blue), flashes on the
-frame of each beat and sends out a ring (white on downbeats); the bars are each band's energy
-over its own few-second average (melos.sense.visual_features), so each pulses around the "avg"
-line; the haptic bar is the continuous layer's amplitude (amber), topped by each tap's
-intensity as it decays (pink).
+Every lane's name carries its legend (tap colours by layer, the bed's amplitude and sharpness
+line, the waveform's brightness colours), drawn over its top-left corner.
+
+Panel: the orb is coloured by the spectral centroid (dull red to bright blue, as the waveform),
+flashes on the frame of each beat and sends out a ring (white on downbeats); the now box names
+the chord ("N.C.": none), the key, the bar and beat, and the 3 s loudness; the band bars are
+each band's energy over its own few-second average (melos.sense.visual_features) on a 0-3x
+scale, each pulsing around the 1x line, with a red "> 3x" cap when the value is cut at the top;
+the haptic bar is the continuous layer's amplitude (amber, 0-1), topped by each tap's intensity
+as it decays (pink).
 
 Sync: frame k covers [k / fps, (k + 1) / fps) and shows that interval: the score scrolled to
 time k / fps, the panel's values for the frame (a beat at b flashes on frame floor(b * fps)).
@@ -76,6 +83,9 @@ HAPTIC = (255, 179, 71)  # the continuous layer (amber)
 FREQUENCY = (200, 140, 255)  # its frequency line (lilac)
 TAP_COLOURS = {"onset": (255, 93, 115), "beat": (108, 180, 255), "downbeat": (255, 255, 255)}
 SECTION_COLOURS = ((52, 73, 120), (96, 62, 118), (44, 104, 104), (118, 84, 52))
+CHORD_COLOURS = ((40, 78, 64), (64, 60, 98))
+CLIP = (255, 64, 64)  # a meter's over-range mark
+NO_SECTIONS = "no sections: melos sense --model ENCODER splits the music into sections"
 # spectral brightness (sharpness 0..1) -> colour: dull red, orange, yellow, green, cyan, bright blue
 BRIGHTNESS_STOPS = np.array([0.0, 0.3, 0.45, 0.6, 0.78, 1.0])
 BRIGHTNESS_COLOURS = np.array([(220, 50, 47), (255, 140, 40), (250, 214, 60), (90, 214, 110), (60, 200, 230),
@@ -257,21 +267,22 @@ class Layout:
 
     @classmethod
     def of(cls, width: int, height: int, fps: int, sections: bool) -> Layout:
+        """The score (lanes) takes 60 % of the height, the panel above it the rest; without
+        sections their lane is a slim one saying how to get them."""
         s = height / 720
-        header = round(56 * s)
-        score_top = round(400 * s)
-        weights = {"time": 22, "sections": 30, "waveform": 96, "beats": 26, "taps": 66, "bed": 66}
-        if not sections:
-            weights["waveform"] += weights.pop("sections")
+        header = round(48 * s)
+        score_top = round(288 * s)
+        weights = {"time": 22, "sections": 28 if sections else 18, "chords": 28, "waveform": 96, "beats": 30,
+                   "taps": 66, "bed": 66}
         gap = 4 * s
         unit = (height - score_top - gap * (len(weights) + 1)) / sum(weights.values())
         lanes, y = {}, gap
         for name, w in weights.items():
             lanes[name] = (round(y), round(y + w * unit))
             y += w * unit + gap
-        radius = 58 * s
-        reach = round(min(2.5 * radius, (score_top - header) / 2 - 4 * s))
-        orb = (round(0.25 * width), round((header + score_top) / 2 - 10 * s))
+        radius = 42 * s
+        reach = round(min(2.2 * radius, (score_top - header) / 2 - 4 * s))
+        orb = (round(0.16 * width), round((header + score_top) / 2 - 18 * s))
         return cls(width, height, fps, s, header, (header, score_top), score_top, lanes,
                    width / VISIBLE_SECONDS, round(PLAYHEAD * width), orb, radius, reach)
 
@@ -399,8 +410,8 @@ class ScoreStrip:
         self._beats(img, a)
         self._taps(img, a)
         self._bed(img, edges)
-        if "sections" in L.lanes:
-            self._sections(img, a)
+        self._chords(img, a)
+        self._sections(img, a)
         return img
 
     def _x(self, t: float, a: int) -> int:
@@ -448,16 +459,23 @@ class ScoreStrip:
         region[:] = np.where(loud & peak, colour, region)
 
     def _beats(self, img: np.ndarray, a: int) -> None:
+        """Beats as short ticks, downbeats as tall ones with their bar number (bar 1 at the first)."""
         L = self.layout
         y0, y1 = L.lanes["beats"]
         w = max(1, round(2 * L.scale))
-        downbeats = set(np.round(self.analysis.downbeats, 6))
+        size = 11 * L.scale
+        numbered = y1 - y0 >= 20  # room for the numbers above the ticks
+        top = y0 + size + 2 * L.scale if numbered else y0
+        downbeats = {round(b, 6): i for i, b in enumerate(self.analysis.downbeats)}
         for beat in self.analysis.beats:
             x = self._x(beat, a)
-            if round(beat, 6) in downbeats:
-                fill(img, x - w, y0, x + w, y1, TAP_COLOURS["downbeat"])
+            bar = downbeats.get(round(beat, 6))
+            if bar is not None:
+                fill(img, x - w, top, x + w, y1, TAP_COLOURS["downbeat"])
+                if numbered and -4 * size < x < img.shape[2]:
+                    draw_text(img, str(bar + 1), size, x + w + 2 * L.scale, y0 + size, MUTED)
             else:
-                fill(img, x - w // 2, y0 + (y1 - y0) * 0.4, x - w // 2 + w, y1, TAP_COLOURS["beat"])
+                fill(img, x - w // 2, top + (y1 - top) * 0.4, x - w // 2 + w, y1, TAP_COLOURS["beat"])
 
     def _taps(self, img: np.ndarray, a: int) -> None:
         """Each transient as a stem of its intensity with a cap, coloured by what produced it."""
@@ -487,12 +505,37 @@ class ScoreStrip:
         region[:] = np.where(area, (np.asarray(HAPTIC, np.float32) * 0.8)[:, None, None], region)
         region[:] = np.where(line, np.asarray(FREQUENCY, np.uint8)[:, None, None], region)
 
+    def _chords(self, img: np.ndarray, a: int) -> None:
+        """A block per chord with its name ("N", no chord, is left empty)."""
+        L = self.layout
+        y0, y1 = L.lanes["chords"]
+        gap, size = max(1, round(L.scale)), 15 * L.scale
+        for i, chord in enumerate(self.analysis.chords):
+            name = chord_name(chord.label)
+            x0, x1 = self._x(chord.start, a) + gap, self._x(chord.end, a) - gap
+            lo, hi = max(x0, 0), min(x1, img.shape[2])
+            if not name or lo >= hi:
+                continue
+            block = img[:, y0:y1, lo:hi]  # a view: the name drawn into it is clipped to the block
+            block[:] = np.asarray(CHORD_COLOURS[i % len(CHORD_COLOURS)], np.uint8)[:, None, None]
+            draw_text(block, name, size, x0 - lo + 5 * L.scale, (y1 - y0) / 2 + size * 0.36, TEXT, bold=True)
+
     def _sections(self, img: np.ndarray, a: int) -> None:
         """Blocks with their top tags (or number) and intensity; the label repeats every half
-        screen, so a long section is named wherever it is seen."""
+        screen, so a long section is named wherever it is seen. Without sections, a note on how
+        to get them, repeated the same way."""
         L = self.layout
         y0, y1 = L.lanes["sections"]
         gap, size = max(1, round(2 * L.scale)), 14 * L.scale
+        step = L.width // 2
+        if not self.analysis.sections:
+            lane = img[:, y0:y1]
+            note = round(12 * L.scale)
+            step = max(step, text_mask(NO_SECTIONS, max(7, note))[0].shape[1] + round(40 * L.scale))  # no overlaps
+            first = (-a) % step - step  # strip columns that are multiples of step, so chunks agree
+            for x in range(first, img.shape[2], step):
+                draw_text(lane, NO_SECTIONS, note, x + 6 * L.scale, (y1 - y0) / 2 + 4 * L.scale, MUTED)
+            return
         for i, section in enumerate(self.analysis.sections):
             x0, x1 = self._x(section.start, a) + gap, self._x(section.end, a) - gap
             lo, hi = max(x0, 0), min(x1, img.shape[2])
@@ -503,28 +546,43 @@ class ScoreStrip:
             label += f"   x{section.intensity:.2f}"
             block = img[:, y0:y1, lo:hi]  # a view: labels drawn into it are clipped to the block
             block[:] = np.asarray(SECTION_COLOURS[i % len(SECTION_COLOURS)], np.uint8)[:, None, None]
-            step = L.width // 2
             for x in range(x0 + round(6 * L.scale) + max(0, (lo - x0) // step - 1) * step, hi, step):
                 draw_text(block, label, size, x - lo, (y1 - y0) / 2 + size * 0.36, TEXT)
+
+
+def chord_name(label: str) -> str:
+    """Harte "A:min" -> "Am", "C:maj" -> "C", "N" (no chord) -> ""."""
+    if label in ("N", "X", ""):
+        return ""
+    root, _, quality = label.partition(":")
+    return root + {"maj": "", "min": "m", "": ""}.get(quality, ":" + quality)
 
 
 # --- the audio-reactive panel ---------------------------------------------------------------------
 
 class Panel:
-    """Header, orb, beat dots and meters: every per-frame value computed up front, the static
-    parts drawn once into `background`, so `draw` only copies it and draws what moves."""
+    """Header, orb, beat dots, the now box (chord, key, bar, loudness) and meters: every per-frame
+    value computed up front, the static parts drawn once into `background`, so `draw` only copies
+    it and draws what moves. The score's lane names and legends are drawn once into `labels`."""
 
     def __init__(self, layout: Layout, mono: np.ndarray, sample_rate: int, duration: float, analysis: Analysis,
                  track: HapticTrack, title: str, n_frames: int):
         L, fps = layout, layout.fps
-        self.layout, self.duration = layout, duration
+        self.layout, self.duration, self.analysis = layout, duration, analysis
         s = L.scale
         # per-frame values
         relative = relative_energy(band_energy(mono, sample_rate, fps, n_frames), fps)
-        self.bands = np.stack([peak_hold(np.minimum(r, RELATIVE_FULL), fps, 0.15) for r in relative])  # [3, K]
+        held = np.stack([peak_hold(r, fps, 0.15) for r in relative])  # [3, K]
+        self.bands = np.minimum(held, RELATIVE_FULL)
+        self.over = held > RELATIVE_FULL  # [3, K]: the meter is full and says so
         self.since_beat = frames_since(analysis.beats, fps, n_frames)
         self.since_downbeat = frames_since(analysis.downbeats, fps, n_frames)
         self.beat_in_bar, self.beats_per_bar = _beat_in_bar(analysis, fps, n_frames)
+        self.bar = _latest(analysis.downbeats, fps, n_frames)  # index of the bar playing, -1 before the first
+        self.chord = _latest(np.array([c.start for c in analysis.chords]), fps, n_frames)
+        rate, short = analysis.short_term_rate, analysis.short_term_lufs
+        self.lufs = (short[np.clip(np.round((np.arange(n_frames) + 0.5) / fps * rate).astype(int), 0, len(short) - 1)]
+                     if len(short) else None)
         voiced = analysis.centroid > 0
         brightness = (at_frames(analysis.times[voiced], analysis.sharpness[voiced], fps, n_frames)
                       if voiced.any() else np.full(n_frames, 0.5))
@@ -545,24 +603,29 @@ class Panel:
         self.glow = np.maximum(glow, 0.0).astype(np.float32)
         self.meters = self._meter_geometry()
         self.dots = self._dot_geometry()
+        self.now_x = round(0.30 * L.width)  # the now box's left edge
         self.background = self._background(title, analysis)
-        self.labels = []  # (name, x, baseline, chip: a dark patch [h, w] to read the name on)
-        for name, lane in (("sections", L.lanes.get("sections")), ("waveform", L.lanes["waveform"]),
-                           ("beats", L.lanes["beats"]), ("haptic taps", L.lanes["taps"]),
-                           ("haptic bed", L.lanes["bed"])):
-            if lane is not None:
-                width = text_mask(name, max(7, round(13 * s)))[0].shape[1]
-                chip = np.full((round(17 * s), width + round(10 * s)), 0.75, dtype=np.float32)
-                self.labels.append((name, 10 * s, L.score_top + lane[0] + 14 * s, chip))
+        self.swatches: dict[str, tuple[int, int, int, int]] = {}  # legend entry -> its colour patch (x0, y0, x1, y1)
+        self.labels = self._labels(analysis)
+
+    def now(self, k: int) -> dict[str, str]:
+        """What the now box says at frame k: chord, key, bar and beat, short-term loudness."""
+        a = self.analysis
+        chord = chord_name(a.chords[self.chord[k]].label) if self.chord[k] >= 0 else ""
+        beat = self.beat_in_bar[k]
+        return {"chord": chord or "N.C.", "key": f"key {a.key}" if a.key else "no key found",
+                "bar": f"bar {self.bar[k] + 1}" if self.bar[k] >= 0 else "before bar 1",
+                "beat": f"beat {beat + 1}" if beat >= 0 else "",
+                "loudness": f"loudness {self.lufs[k]:.0f} LUFS (3 s window)" if self.lufs is not None else ""}
 
     def _meter_geometry(self) -> list[tuple[str, int, int, int, int]]:
-        """(name, x0, x1, top, bottom) of the four meters, right half of the panel."""
+        """(name, x0, x1, top, bottom) of the four meters, right part of the panel."""
         L, s = self.layout, self.layout.scale
         y0, y1 = L.panel
-        left, right = 0.52 * L.width, L.width - 40 * s
-        n, width = 4, min(80 * s, (right - left) / 5)
+        left, right = 0.57 * L.width, L.width - 30 * s
+        n, width = 4, min(70 * s, (right - left) / 5)
         step = (right - left - width) / (n - 1)
-        top, bottom = y0 + 30 * s, y1 - 46 * s
+        top, bottom = y0 + 40 * s, y1 - 34 * s
         names = [*BANDS, "haptic"]
         return [(name, round(left + i * step), round(left + i * step + width), round(top), round(bottom))
                 for i, name in enumerate(names)]
@@ -571,8 +634,8 @@ class Panel:
         """Centres of the beat-in-bar dots, in a row under the orb."""
         s = self.layout.scale
         n = self.beats_per_bar
-        gap = 26 * s
-        y = round(self.orb[1] + self.reach + 6 * s)
+        gap = 22 * s
+        y = round(self.orb[1] + self.reach + 2 * s)
         return [(round(self.orb[0] + (i - (n - 1) / 2) * gap), y) for i in range(n)]
 
     def _background(self, title: str, analysis: Analysis) -> np.ndarray:
@@ -580,34 +643,90 @@ class Panel:
         img = np.empty((3, L.score_top, L.width), dtype=np.uint8)
         img[:] = np.asarray(BACKGROUND, np.uint8)[:, None, None]
         fill(img, 0, L.header - max(1, round(s)), L.width, L.header, GRID)
-        width = draw_text(img, title or "melos sense", 24 * s, 24 * s, 37 * s, TEXT, bold=True)
-        tempo = f"{analysis.tempo:.0f} BPM" if analysis.tempo > 0 else "no steady beat"
-        draw_text(img, tempo, 16 * s, 24 * s + width + 18 * s, 36 * s, MUTED)
-        for name, x0, x1, top, bottom in self.meters:
+        width = draw_text(img, title or "melos sense", 22 * s, 24 * s, 33 * s, TEXT, bold=True)
+        facts = [f"{analysis.tempo:.0f} BPM" if analysis.tempo > 0 else "no steady beat",
+                 f"key {analysis.key}" if analysis.key else "no key found"]
+        lufs = analysis.loudness_lufs
+        if lufs is not None and np.isfinite(lufs):
+            facts.append(f"{lufs:.1f} LUFS integrated")
+        draw_text(img, "  \u00b7  ".join(facts), 15 * s, 24 * s + width + 18 * s, 32 * s, MUTED)
+        for i, (name, x0, x1, top, bottom) in enumerate(self.meters):
             fill(img, x0, top, x1, bottom, LANE)
-            draw_text(img, name, 15 * s, (x0 + x1) / 2, bottom + 22 * s, TEXT, align="centre")
-            if name != "haptic":
-                y = bottom - (bottom - top) / RELATIVE_FULL
-                draw_text(img, "avg", 11 * s, x0 - 4 * s, y + 4 * s, MUTED, align="right")
-        draw_text(img, "energy / its 3 s average", 12 * s, (self.meters[0][1] + self.meters[2][2]) / 2,
-                  L.panel[0] + 20 * s, MUTED, align="centre")
-        draw_text(img, "drive", 12 * s, (self.meters[3][1] + self.meters[3][2]) / 2, L.panel[0] + 20 * s, MUTED,
-                  align="centre")
-        dot = _dot(5 * s)
+            draw_text(img, name, 14 * s, (x0 + x1) / 2, bottom + 19 * s, TEXT, align="centre")
+            full = RELATIVE_FULL if i < 3 else 1.0
+            for value in ((0, 1, 2, 3) if i < 3 else (0, 0.5, 1)):  # the scale, left of the meter
+                y = bottom - value / full * (bottom - top)
+                fill(img, x0 - 4 * s, y - max(1, round(s)) / 2, x0, y + max(1, round(s)) / 2, MUTED)
+                text = f"{value}x" if i < 3 else f"{value:g}"
+                draw_text(img, text, 11 * s, x0 - 6 * s, y + 4 * s, MUTED, align="right")
+        x0, x1 = self.meters[0][1], self.meters[2][2]
+        draw_text(img, "each band's energy / its 3 s average (1x = average)", 12 * s, (x0 + x1) / 2,
+                  L.panel[0] + 16 * s, MUTED, align="centre")
+        draw_text(img, "haptic drive 0-1", 12 * s, (self.meters[3][1] + self.meters[3][2]) / 2, L.panel[0] + 16 * s,
+                  MUTED, align="centre")
+        dot = _dot(4 * s)
         for x, y in self.dots:
             blend(img, dot, x - dot.shape[1] // 2, y - dot.shape[0] // 2, GRID)
-        draw_text(img, "colour: spectral centroid   ring: beat, white ring: downbeat", 12 * s, self.orb[0],
-                  L.panel[1] - 10 * s, MUTED, align="centre")
+        draw_text(img, "colour: brightness   ring: beat (white: downbeat)   dots: beat in bar", 11 * s, self.orb[0],
+                  L.panel[1] - 8 * s, MUTED, align="centre")
+        draw_text(img, "now playing", 12 * s, self.now_x, L.panel[0] + 26 * s, MUTED)
         return img
+
+    def _labels(self, analysis: Analysis) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
+        """Each lane's name and legend as a patch (x, y, RGB [3, h, w] float, alpha [h, w]) laid
+        over the score's top-left corner."""
+        L, s = self.layout, self.layout.scale
+        legends = {
+            "sections": [("text", "sections")],  # without sections the lane's note says what is missing
+            "chords": [("text", "chords (blank: no chord, N.C.)")],
+            "waveform": [("text", "waveform   colour = brightness:  dull"), ("gradient", None), ("text", "bright")],
+            "beats": [("text", "beats"), ("swatch", "beat", TAP_COLOURS["beat"]), ("text", "beat"),
+                      ("swatch", "downbeat", TAP_COLOURS["downbeat"]), ("text", "downbeat + bar number")],
+            "taps": [("text", "haptic taps (height = intensity)"), ("swatch", "onset", TAP_COLOURS["onset"]),
+                     ("text", "onset"), ("swatch", "beat tap", TAP_COLOURS["beat"]), ("text", "beat"),
+                     ("swatch", "downbeat tap", TAP_COLOURS["downbeat"]), ("text", "downbeat")],
+            "bed": [("text", "haptic bed"), ("swatch", "amplitude", HAPTIC), ("text", "amplitude"),
+                    ("line", "sharpness", FREQUENCY), ("text", "sharpness (0-1)")],
+        }
+        size, pad, h = 13 * s, round(5 * s), round(18 * s)
+        if not analysis.sections:
+            del legends["sections"]
+        out = []
+        for lane, items in legends.items():
+            x = round(10 * s)
+            y = L.score_top + L.lanes[lane][0] + round(2 * s)
+            width = pad + sum(text_mask(item[0], max(7, round(size)))[0].shape[1] + pad if kind == "text"
+                              else round(12 * s) + pad if kind != "gradient" else round(60 * s) + pad
+                              for kind, *item in items)
+            patch = np.empty((3, h, width), dtype=np.uint8)
+            patch[:] = np.asarray(BACKGROUND, np.uint8)[:, None, None]
+            cursor = pad
+            for kind, *item in items:
+                if kind == "text":
+                    cursor += draw_text(patch, item[0], size, cursor, h / 2 + size * 0.36, TEXT) + pad
+                    continue
+                w = round(60 * s) if kind == "gradient" else round(12 * s)
+                y0, y1 = (h / 2 - s, h / 2 + s) if kind == "line" else (h / 2 - 5 * s, h / 2 + 5 * s)
+                if kind == "gradient":
+                    ramp = brightness_colour(np.linspace(0, 1, w)).T.astype(np.uint8)  # [3, w]
+                    patch[:, round(y0):round(y1), cursor:cursor + w] = ramp[:, None, :]
+                else:
+                    fill(patch, cursor, y0, cursor + w, y1, item[1])
+                    self.swatches[item[0]] = (x + cursor, y + round(y0), x + cursor + w, y + round(y1))
+                cursor += w + pad
+            alpha = np.where((patch != np.asarray(BACKGROUND, np.uint8)[:, None, None]).any(axis=0), 1.0, 0.8)
+            out.append((x, y, patch.astype(np.float32), alpha.astype(np.float32)))
+        return out
 
     def draw(self, canvas: np.ndarray, k: int) -> None:
         """Header and panel of frame k into canvas[:, :score_top]."""
         L, s = self.layout, self.layout.scale
         img = canvas[:, :L.score_top]
         img[:] = self.background
-        draw_text(img, f"{_clock(k / L.fps)} / {_clock(self.duration)}", 20 * s, L.width - 24 * s, 37 * s, TEXT,
+        draw_text(img, f"{_clock(k / L.fps)} / {_clock(self.duration)}", 20 * s, L.width - 24 * s, 33 * s, TEXT,
                   align="right")
         self._draw_orb(img, k)
+        self._draw_now(img, k)
         for i, (name, x0, x1, top, bottom) in enumerate(self.meters):
             level = self.bands[i, k] / RELATIVE_FULL if i < 3 else self.haptic[k]
             colour = BAND_COLOURS.get(name, HAPTIC)
@@ -616,11 +735,25 @@ class Panel:
             fill(img, x0, y, x1, min(y + 3 * s, bottom), tuple(min(255, c + 60) for c in colour))
             if i < 3:
                 line = bottom - (bottom - top) / RELATIVE_FULL
-                fill(img, x0 - 2 * s, line - max(1, s), x1 + 2 * s, line + max(1, s), TEXT)
+                fill(img, x0, line - max(1, s) / 2, x1, line + max(1, s) / 2, TEXT)
+                if self.over[i, k]:  # above the scale: a red cap says by how much it is cut
+                    fill(img, x0, top - 16 * s, x1, top - 2 * s, CLIP)
+                    draw_text(img, "> 3x", 11 * s, (x0 + x1) / 2, top - 5 * s, (255, 255, 255), align="centre",
+                              bold=True)
             elif self.taps[k] > level:  # a tap drives above the bed: that part in the taps' colour
                 tap = bottom - min(self.taps[k], 1.0) * (bottom - top)
                 fill(img, x0, tap, x1, y, TAP_COLOURS["onset"])
                 fill(img, x0, tap, x1, min(tap + 3 * s, y), (255, 200, 210))
+
+    def _draw_now(self, img: np.ndarray, k: int) -> None:
+        """The chord in large type, then the key, bar and beat, and the short-term loudness."""
+        L, s = self.layout, self.layout.scale
+        now, x, y = self.now(k), self.now_x, L.panel[0]
+        draw_text(img, now["chord"], 46 * s, x, y + 76 * s, TEXT, bold=True)
+        draw_text(img, now["key"], 16 * s, x, y + 104 * s, TEXT)
+        draw_text(img, f"{now['bar']}   {now['beat']}".rstrip(), 16 * s, x, y + 128 * s, TEXT)
+        if now["loudness"]:
+            draw_text(img, now["loudness"], 14 * s, x, y + 150 * s, MUTED)
 
     def _draw_orb(self, img: np.ndarray, k: int) -> None:
         """Glow (loudness), ring (the latest beat, half a second) and disc (flashes on the beat)."""
@@ -657,15 +790,23 @@ class Panel:
         blend(img, alpha_of(c), self.orb[0] - self.reach + c0, self.orb[1] - self.reach + c0, colour, scale)
 
     def draw_score_overlay(self, canvas: np.ndarray) -> None:
-        """Dim the past, draw the playhead and the lane names over the score."""
+        """Dim the past, draw the playhead and the lane names and legends over the score."""
         L, s = self.layout, self.layout.scale
         past = canvas[:, L.score_top:, :L.playhead]
         past[:] = (past >> 1) + (past >> 3)  # x 0.625
         w = max(1, round(s))
         fill(canvas, L.playhead - w, L.score_top, L.playhead + w, L.height, (255, 255, 255))
-        for name, x, y, chip in self.labels:
-            blend(canvas, chip, round(x - 5 * s), round(y - 13 * s), BACKGROUND)
-            draw_text(canvas, name, 13 * s, x, y, TEXT)
+        for x, y, patch, alpha in self.labels:
+            h, width = alpha.shape
+            region = canvas[:, y:y + h, x:x + width]
+            patch, alpha = patch[:, :region.shape[1], :region.shape[2]], alpha[:region.shape[1], :region.shape[2]]
+            region[:] = (region + (patch - region) * alpha + 0.5).astype(np.uint8)
+
+
+def _latest(times: np.ndarray, fps: int, n_frames: int) -> np.ndarray:
+    """Per frame the index of the latest of `times` (sorted) on or before it, -1 before the first."""
+    frames = np.floor(np.asarray(times, dtype=np.float64) * fps + 1e-9)
+    return np.searchsorted(frames, np.arange(n_frames), side="right") - 1
 
 
 def _beat_in_bar(analysis: Analysis, fps: int, n_frames: int) -> tuple[np.ndarray, int]:

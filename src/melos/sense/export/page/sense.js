@@ -9,8 +9,10 @@ const CAN_VIBRATE = "vibrate" in navigator;
 const COLOUR = {
   wave: "#8fb3d9", onset: "#ff6b6b", beat: "#5aa9ff", downbeat: "#d0b3ff", bed: "#ffb454",
   sharpness: "#6fe0c0", stems: ["#9ad17b", "#f28fb1", "#8fd3f2", "#e8d36b"], grid: "#262b35",
-  text: "#9aa0ab", sections: ["#26364f", "#3a2d4f"],
+  text: "#9aa0ab", sections: ["#26364f", "#3a2d4f"], chords: ["#2c4a3e", "#3e3a5c"], loudness: "#e8e8ea",
 };
+const NO_SECTIONS = "no sections: run melos sense with --model ENCODER to split the track into sections";
+const NO_SECTIONS_SHORT = "no sections (--model finds them)";
 // Vibration: Chrome plays at most 99 pattern entries, so taps go in patterns of at most 49
 // ([0, pause, pulse, pause, pulse, ...]) covering HORIZON seconds, each timed from the audio
 // clock when it is sent, so the vibrator's own timer never drifts for long.
@@ -65,7 +67,15 @@ function sizeCanvas(canvas, labels, lanes) {
   labels.replaceChildren(...lanes.map((lane) => {
     const div = document.createElement("div");
     div.style.height = lane.height + "px";
-    div.innerHTML = lane.label || "";
+    if (lane.name) div.dataset.lane = lane.name;
+    div.innerHTML = `<span class="name">${lane.label || ""}</span>`;
+    if (lane.axis) {  // [[height fraction (0 bottom), text]]: tick labels at the plot's left edge
+      const axis = document.createElement("span");
+      axis.className = "axis";
+      axis.innerHTML = lane.axis.map(([f, text]) =>
+        `<span class="tick" style="top:${clamp((1 - f) * lane.height, 6, lane.height - 6)}px">${text}</span>`).join("");
+      div.append(axis);
+    }
     return div;
   }));
   return {ctx, w, h};
@@ -98,6 +108,20 @@ function tick(t, step) {  // m:ss, with tenths when the grid is finer than a sec
 }
 function drawStems(ctx, view, y, h, times, heights, colours) {  // a vertical line per event
   const i0 = firstAtOrAfter(times, view.t0), i1 = firstAtOrAfter(times, view.t1 + 1e-9);
+  if (i1 - i0 > view.w / 4) {  // closer than 4 px on average: per pixel column the tallest, no caps
+    const best = new Int32Array(Math.ceil(view.w)).fill(-1);
+    for (let i = i0; i < i1; i++) {
+      const px = clamp(Math.floor(view.x(times[i])), 0, best.length - 1);
+      if (best[px] < 0 || heights(i) > heights(best[px])) best[px] = i;
+    }
+    best.forEach((i, px) => {
+      if (i < 0) return;
+      const top = y + h - Math.max(1, heights(i) * (h - 3));
+      ctx.fillStyle = colours(i);
+      ctx.fillRect(px, top, 1, y + h - top);
+    });
+    return;
+  }
   for (let i = i0; i < i1; i++) {
     const x = Math.round(view.x(times[i])), top = y + h - Math.max(1, heights(i) * (h - 3));
     ctx.fillStyle = colours(i);
@@ -136,6 +160,40 @@ function drawLine(ctx, values, y, h, colour) {
 }
 
 // ---- file mode ------------------------------------------------------------------------------
+function chordName(label) {  // Harte "A:min" -> "Am", "C:maj" -> "C", "N" -> ""
+  if (!label || label === "N" || label === "X") return "";
+  const [root, quality] = label.split(":");
+  return root + ({maj: "", min: "m"}[quality || "maj"] ?? ":" + quality);
+}
+function hz(f) { return f >= 1000 ? f / 1000 + "k" : String(f); }
+function fixed(x) { return x >= 10 ? x.toFixed(0) : String(Number(x.toPrecision(2))); }
+function unitTicks(top, height) {  // a middle tick only where the lane has room for three
+  return height >= 50 ? [[1, fixed(top)], [0.5, fixed(top / 2)], [0, "0"]] : [[1, fixed(top)], [0, "0"]];
+}
+function colourBar(palette, range) {  // a vertical colour scale for the spectrogram's label
+  return `<span class="colour-bar" title="power, dB below the loudest bin">` +
+    `<i style="background:linear-gradient(to top,${palette.join(",")})"></i>` +
+    `<b>0 dB</b><b>-${range}</b></span>`;
+}
+function spectrogramLevels(spec, redraw) {  // each level's tiles as images, drawn once loaded
+  return spec.levels.map((level) => ({step: level.step, tiles: level.tiles.map((tile) => {
+    const image = new Image();
+    image.onload = redraw;
+    image.src = tile.png;
+    return {column: tile.column, image};
+  })}));
+}
+function pickLevel(levels, secondsPerPixel) {  // the coarsest level still as fine as a pixel
+  let best = levels[0];
+  for (const level of levels) if (level.step <= secondsPerPixel) best = level;
+  return best;
+}
+function every(count, spanPx, minPx) {  // label every n-th of `count` marks spread over spanPx
+  const gap = spanPx / Math.max(count, 1);
+  for (const n of [1, 2, 4, 5, 10, 20, 50, 100, 200, 500]) if (gap * n >= minPx) return n;
+  return 1000;
+}
+
 function fileMode() {
   const audio = $("audio"), plot = $("plot"), canvas = $("canvas"), playhead = $("playhead");
   const button = $("play"), zoom = $("zoom"), vibrateBox = $("vibrate");
@@ -144,14 +202,15 @@ function fileMode() {
   const curves = Object.fromEntries(Object.entries(DATA.curves).map(([name, c]) => [name, curve(c)]));
   const stems = Object.keys(curves).filter((n) => n.startsWith("stem:"));
   const stemTop = Math.max(1e-9, ...stems.map((n) => DATA.curves[n].scale));
-  const taps = DATA.transients;
-  const spectrogram = new Image();
-  spectrogram.onload = () => draw();
-  spectrogram.src = DATA.spectrogram.png;
+  const taps = DATA.transients, chords = DATA.chords, loud = DATA.loudness, spec = DATA.spectrogram;
+  const levels = spectrogramLevels(spec, () => draw());
+  const peak = DATA.waveform.peak;
+  const LUFS = {top: 0, bottom: -60};
 
   const layerColour = (i) => COLOUR[taps.layer[i]] || COLOUR.onset;
   const lanes = [
-    {label: "waveform", height: 60, draw: (ctx, view, y, h) => {
+    {name: "waveform", label: "waveform<br><small>amplitude (full scale 1)</small>", height: 60,
+     axis: [[1, "+" + fixed(peak)], [0.5, "0"], [0, "-" + fixed(peak)]], draw: (ctx, view, y, h) => {
       const per = (view.t1 - view.t0) / view.w, mid = y + h / 2, scale = (h / 2 - 2) / 127;
       ctx.fillStyle = COLOUR.wave;
       for (let px = 0; px < view.w; px++) {
@@ -162,35 +221,113 @@ function fileMode() {
         ctx.fillRect(px, mid - hi * scale, 1, Math.max(1, (hi - lo) * scale));
       }
     }},
-    {label: "mel spectrogram<br><small>" + Math.round(DATA.spectrogram.fmin) + " Hz - " +
-            Math.round(DATA.spectrogram.fmax / 1000) + " kHz</small>", height: 104, draw: (ctx, view, y, h) => {
-      if (!spectrogram.complete || !spectrogram.naturalWidth) return;
-      const span = spectrogram.naturalWidth * DATA.spectrogram.step;
-      const sx = view.t0 / span * spectrogram.naturalWidth, sw = (view.t1 - view.t0) / span * spectrogram.naturalWidth;
+    {name: "spectrogram", label: "mel spectrogram<br><small>Hz</small><br>" + colourBar(spec.palette, spec.db_range),
+     height: 110, axis: spec.ticks.map(([f, y]) => [y, hz(f)]), draw: (ctx, view, y, h) => {
+      const level = pickLevel(levels, (view.t1 - view.t0) / view.w);
+      plot.dataset.spectrogramStep = level.step;
       ctx.imageSmoothingEnabled = true;
-      ctx.drawImage(spectrogram, sx, 0, sw, spectrogram.naturalHeight, 0, y, view.w, h);
+      for (const {column, image} of level.tiles) {
+        if (!image.complete || !image.naturalWidth) continue;
+        const a = column * level.step, b = a + image.naturalWidth * level.step;  // the tile's time span
+        const t0 = Math.max(a, view.t0), t1 = Math.min(b, view.t1);
+        if (t1 <= t0) continue;
+        ctx.drawImage(image, (t0 - a) / level.step, 0, (t1 - t0) / level.step, image.naturalHeight,
+                      view.x(t0), y, view.x(t1) - view.x(t0), h);
+      }
     }},
-    {label: "beats<br>" + key([["beat", COLOUR.beat], ["downbeat", COLOUR.downbeat]]), height: 26,
-     draw: (ctx, view, y, h) => {
-       drawStems(ctx, view, y, h, DATA.beats, () => 0.55, () => COLOUR.beat);
-       drawStems(ctx, view, y, h, DATA.downbeats, () => 1, () => COLOUR.downbeat);
-     }},
-    {label: "onsets", height: 38, draw: (ctx, view, y, h) =>
+    {name: "chords", label: "chords<br><small>" + (DATA.key ? "key " + escape(DATA.key) : "no key found") +
+            "</small>", height: 26, draw: drawChords},
+    {name: "beats", label: "beats, bar numbers<br>" + key([["beat", COLOUR.beat], ["downbeat", COLOUR.downbeat]]),
+     height: 32, draw: drawBeats},
+    {name: "onsets", label: "onsets<br><small>strength 0-1</small>", height: 38, axis: unitTicks(1, 38),
+     draw: (ctx, view, y, h) =>
       drawStems(ctx, view, y, h, DATA.onsets.time, (i) => DATA.onsets.strength[i], () => COLOUR.onset)},
-    ...stems.map((name, k) => ({label: escape(name.slice(5)) + " stem", height: 34, draw: (ctx, view, y, h) =>
+    ...stems.map((name, k) => ({name: "stem", label: escape(name.slice(5)) + " stem<br><small>RMS</small>",
+      height: 34, axis: [[1, fixed(stemTop)], [0, "0"]], draw: (ctx, view, y, h) =>
       drawArea(ctx, pooled(curves[name], view, view.w, "max"), y, h, stemTop, COLOUR.stems[k % 4], 0.85)})),
-    {label: "haptic bed<br>" + key([["amplitude", COLOUR.bed], ["sharpness", COLOUR.sharpness]]), height: 58,
+    {name: "loudness", label: "loudness<br><small>short-term LUFS" + (loud.integrated === null ? "" :
+            "<br>integrated " + loud.integrated.toFixed(1)) + "</small>", height: 46,
+     axis: [[1, "0"], [0.5, "-30"], [0, "-60"]], draw: drawLoudness},
+    {name: "bed", label: "haptic bed<br>" + key([["amplitude", COLOUR.bed], ["sharpness", COLOUR.sharpness]]) +
+            "<br><small>both 0-1</small>", height: 58, axis: unitTicks(1, 58),
      draw: (ctx, view, y, h) => {
        drawArea(ctx, pooled(curves["bed:amplitude"], view, view.w, "max"), y, h, 1, COLOUR.bed, 0.75);
        drawLine(ctx, pooled(curves["bed:frequency"], view, view.w, "mean"), y, h, COLOUR.sharpness);
      }},
-    {label: "haptic taps<br>" + key([["onset", COLOUR.onset], ["beat", COLOUR.beat], ["down", COLOUR.downbeat]]),
-     height: 58, draw: (ctx, view, y, h) =>
-      drawStems(ctx, view, y, h, taps.time, (i) => taps.intensity[i], layerColour)},
+    {name: "taps", label: "haptic taps<br>" + key([["onset", COLOUR.onset], ["beat", COLOUR.beat],
+            ["down", COLOUR.downbeat]]) + "<br><small>intensity 0-1</small>", height: 58, axis: unitTicks(1, 58),
+     draw: (ctx, view, y, h) => drawStems(ctx, view, y, h, taps.time, (i) => taps.intensity[i], layerColour)},
+    DATA.sections.length ? {name: "sections", label: "sections", height: 30, draw: drawSections}
+      : {name: "sections", label: "sections", height: 24, draw: drawNoSections},
+    {name: "time", label: "", height: 20, draw: () => {}},  // the time axis
   ];
-  if (DATA.sections.length) lanes.push({label: "sections", height: 30, draw: drawSections});
-  lanes.push({label: "", height: 20, draw: () => {}});  // the time axis
 
+  function drawChords(ctx, view, y, h) {  // a block per chord, named where it fits
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.textAlign = "left";
+    for (let i = firstAtOrAfter(chords.end, view.t0); i < chords.start.length && chords.start[i] < view.t1; i++) {
+      const name = chordName(chords.label[i]);
+      if (!name) continue;
+      const x0 = view.x(chords.start[i]), x1 = view.x(chords.end[i]);
+      ctx.fillStyle = COLOUR.chords[i % 2];
+      ctx.fillRect(x0, y + 2, Math.max(1, x1 - x0 - 1), h - 4);
+      if (x1 - Math.max(x0, 0) >= ctx.measureText(name).width + 6) {
+        ctx.fillStyle = "#eef2f8";
+        ctx.fillText(name, Math.max(x0, 0) + 3, y + h / 2 + 4);
+      }
+    }
+  }
+  function drawBeats(ctx, view, y, h) {  // beats hidden when closer than 4 px; bar numbers thinned
+    const span = view.t1 - view.t0, first = firstAtOrAfter(DATA.beats, view.t0);
+    const shown = firstAtOrAfter(DATA.beats, view.t1 + 1e-9) - first;
+    const bars = DATA.downbeats, b0 = firstAtOrAfter(bars, view.t0), b1 = firstAtOrAfter(bars, view.t1 + 1e-9);
+    if (shown && view.w / shown >= 4) drawStems(ctx, view, y + 12, h - 12, DATA.beats, () => 0.6, () => COLOUR.beat);
+    plot.dataset.beatsShown = shown && view.w / shown >= 4 ? "all" : "downbeats";
+    const n = every(bars.length * span / Math.max(duration, 1e-9), view.w, 34);
+    ctx.font = "10px system-ui, sans-serif";
+    ctx.textAlign = "left";
+    for (let i = b0; i < b1; i++) {
+      const x = Math.round(view.x(bars[i]));
+      ctx.fillStyle = COLOUR.downbeat;
+      ctx.fillRect(x - 0.75, y + 12, 1.5, h - 12);
+      if ((i + 1) % n === 0 || i === 0) ctx.fillText(String(i + 1), x + 2, y + 10);  // bar 1 = first downbeat
+    }
+    if (shown && view.w / shown < 4) {  // say why the beats are missing
+      ctx.font = "10px system-ui, sans-serif";
+      const text = view.w > 500 ? "bar lines only: zoom in for beats" : "zoom in for beats";
+      const w = ctx.measureText(text).width + 8;
+      ctx.fillStyle = "#171a21";
+      ctx.fillRect(view.w - w, y + h - 13, w, 13);
+      ctx.fillStyle = COLOUR.text;
+      ctx.textAlign = "right";
+      ctx.fillText(text, view.w - 4, y + h - 3);
+    }
+  }
+  function drawLoudness(ctx, view, y, h) {  // short-term curve; the integrated value as a dashed line
+    const toY = (lufs) => y + h - 1 - clamp((lufs - LUFS.bottom) / (LUFS.top - LUFS.bottom), 0, 1) * (h - 3);
+    if (loud.short_term.length) {
+      const per = (view.t1 - view.t0) / view.w, values = loud.short_term, n = values.length;
+      ctx.strokeStyle = COLOUR.loudness;
+      ctx.lineWidth = 1.2;
+      ctx.beginPath();
+      for (let px = 0; px < view.w; px++) {
+        const i = clamp(Math.round((view.t0 + (px + 0.5) * per) * loud.rate), 0, n - 1);
+        ctx.lineTo(px + 0.5, toY(values[i]));
+      }
+      ctx.stroke();
+    }
+    if (loud.integrated !== null) {
+      ctx.fillStyle = COLOUR.text;
+      for (let x = 0; x < view.w; x += 8) ctx.fillRect(x, Math.round(toY(loud.integrated)), 4, 1);
+    }
+  }
+  function drawNoSections(ctx, view, y, h) {
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.textAlign = "left";
+    ctx.fillStyle = COLOUR.text;
+    const fits = ctx.measureText(NO_SECTIONS).width + 12 < view.w;
+    ctx.fillText(fits ? NO_SECTIONS : NO_SECTIONS_SHORT, 6, y + h / 2 + 4);
+  }
   function drawSections(ctx, view, y, h) {
     ctx.font = "11px system-ui, sans-serif";
     ctx.textAlign = "left";
@@ -295,6 +432,8 @@ function fileMode() {
   const n = (layer) => taps.layer.filter((l) => l === layer).length;
   $("meta").textContent = [
     clock(duration), DATA.tempo ? DATA.tempo.toFixed(1) + " BPM" : "no tempo found",
+    DATA.key ? "key " + DATA.key + " (confidence " + DATA.key_confidence.toFixed(2) + ")" : "no key found",
+    loud.integrated === null ? "loudness unknown" : loud.integrated.toFixed(1) + " LUFS integrated",
     `${taps.time.length} haptic taps (${n("onset")} onset, ${n("beat")} beat, ${n("downbeat")} downbeat)`,
     ...Object.entries(DATA.backends).map(([k, v]) => k + ": " + v),
   ].join("  \u00b7  ");
