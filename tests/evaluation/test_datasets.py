@@ -7,96 +7,141 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
+from melos.audio import load
+from melos.evaluation.dataset_files import MissingAudioWarning
 from melos.evaluation.datasets import giantsteps_key, gtzan, magnatagatune, normalise_key, nsynth, write_task
 from melos.evaluation.tasks import load_task
 
-MTAT_CLIPS = {
-    "f/a.mp3": (1, 0, 1),
-    "f/b.mp3": (1, 1, 0),
-    "0/c.mp3": (0, 0, 1),
-    "0/d.mp3": (0, 1, 1),
+MTAT_CLIPS = {  # the real file's path pattern: <hex dir>/<artist>-<album>-<track>-<start>-<end>.mp3
+    "f/american_bach_soloists-j_s__bach_solo_cantatas-01-bwv54__i_aria-30-59.mp3": (1, 0, 1),
+    "f/american_bach_soloists-j_s__bach_solo_cantatas-01-bwv54__i_aria-146-175.mp3": (1, 1, 0),
+    "0/american_bach_soloists-joseph_haydn__masses-01-kyrie__allegro_moderato-0-29.mp3": (0, 0, 1),
+    "0/william_brooks-bitter_circus-01-the_hanging_of_allen_scott_johnson-117-146.mp3": (0, 1, 1),
+    "c/lisa_debenedictis-fruitless-05-sick_and_tired-88-117.mp3": (0, 0, 0),
 }
+A, B, C, D, E = MTAT_CLIPS
 
 
-def _mtat(root: Path, as_text: bool = False) -> None:
+def tone(path: Path, sample_rate: int = 16000, seconds: float = 0.2, **kwargs) -> Path:
+    """A short tone in the dataset's own audio format (MP3, AU, WAV: from the suffix)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(sample_rate * seconds)) / sample_rate
+    sf.write(path, 0.3 * np.sin(2 * np.pi * 440 * t), sample_rate, **kwargs)
+    return path
+
+
+def _mtat(root: Path, layout: str = "tsv", audio: bool = True) -> None:
+    """annotations_final.csv as distributed (tab-separated, every field quoted, clip_id first and
+    mp3_path last) and the split lists as MARBLE (tsv), musicnn (npy) or by hand (txt) give them."""
     header = "\t".join(f'"{c}"' for c in ("clip_id", "guitar", "piano", "rock", "mp3_path"))
     lines = [header] + [
         "\t".join([f'"{n}"', *(f'"{v}"' for v in tags), f'"{mp3}"'])
-        for n, (mp3, tags) in enumerate(MTAT_CLIPS.items())
+        for n, (mp3, tags) in enumerate(MTAT_CLIPS.items(), start=2)
     ]
     (root / "annotations_final.csv").write_text("\n".join(lines) + "\n")
-    splits = {"train": ["f/a.mp3", "f/b.mp3", "0/d.mp3"], "valid": ["0/c.mp3"], "test": ["f/b.mp3"]}
+    splits = {"train": [A, B, D], "valid": [C], "test": [B]}
+    index = list(MTAT_CLIPS)
     for split, mp3s in splits.items():
-        if as_text:
-            (root / f"{split}.txt").write_text("\n".join(mp3s) + "\n")
+        entries = [f"{index.index(m)}\t{m}" for m in mp3s]
+        if layout == "tsv":
+            (root / f"{split}.tsv").write_text("\n".join(entries) + "\n")
+        elif layout == "npy":
+            np.save(root / f"{split}.npy", np.array(entries))
         else:
-            index = list(MTAT_CLIPS)
-            np.save(root / f"{split}.npy", np.array([f"{index.index(m)}\t{m}" for m in mp3s]))
+            (root / f"{split}.txt").write_text("\n".join(mp3s) + "\n")
+    if audio:
+        for mp3 in MTAT_CLIPS:
+            tone(root / "mp3" / mp3)
 
 
-@pytest.mark.parametrize("as_text", [False, True])
-def test_magnatagatune_rows(tmp_path: Path, as_text: bool) -> None:
-    _mtat(tmp_path, as_text)
+@pytest.mark.parametrize("layout", ["tsv", "npy", "txt"])
+def test_magnatagatune_rows(tmp_path: Path, layout: str) -> None:
+    _mtat(tmp_path, layout)
     rows = magnatagatune(tmp_path)
-    mp3 = str(tmp_path / "mp3")
+    mp3 = tmp_path / "mp3"
     assert rows == [
-        {"path": f"{mp3}/f/a.mp3", "split": "train", "labels": ["guitar", "rock"]},
-        {"path": f"{mp3}/f/b.mp3", "split": "train", "labels": ["guitar", "piano"]},
-        {"path": f"{mp3}/0/d.mp3", "split": "train", "labels": ["piano", "rock"]},
-        {"path": f"{mp3}/0/c.mp3", "split": "valid", "labels": ["rock"]},
-        {"path": f"{mp3}/f/b.mp3", "split": "test", "labels": ["guitar", "piano"]},
+        {"path": str(mp3 / A), "split": "train", "labels": ["guitar", "rock"]},
+        {"path": str(mp3 / B), "split": "train", "labels": ["guitar", "piano"]},
+        {"path": str(mp3 / D), "split": "train", "labels": ["piano", "rock"]},
+        {"path": str(mp3 / C), "split": "valid", "labels": ["rock"]},
+        {"path": str(mp3 / B), "split": "test", "labels": ["guitar", "piano"]},
     ]
+    assert load(rows[0]["path"], 16000).shape[-1] == 3200  # the fixture's MP3 decodes
 
 
-def test_magnatagatune_task_top_k(tmp_path: Path) -> None:
+def test_magnatagatune_top_tags_are_counted_over_the_whole_dataset(tmp_path: Path) -> None:
     _mtat(tmp_path)
-    task = load_task(write_task(magnatagatune(tmp_path), tmp_path / "tasks", "mtat", "multilabel", top_k=2))
-    assert task.top_k == 2 and task.window == 30.0
-    assert task.vocabulary == ["guitar", "piano"]  # train counts: guitar 2, piano 2, rock 2 -> alphabetical
+    # over every clip: rock 3, guitar 2, piano 2; over the training split alone guitar, piano and rock tie
+    rows = magnatagatune(tmp_path, top=1)
+    assert {tag for row in rows for tag in row["labels"]} == {"rock"}
+    assert rows[1]["labels"] == []  # B has no top tag: kept (the split lists hold it), with no label
+    task = load_task(write_task(magnatagatune(tmp_path), tmp_path / "tasks", "mtat", "multilabel", top_k=50))
+    assert task.vocabulary == ["guitar", "piano", "rock"] and task.window == 30.0
 
 
 def test_magnatagatune_errors(tmp_path: Path) -> None:
-    _mtat(tmp_path)
-    (tmp_path / "test.npy").unlink()
-    with pytest.raises(FileNotFoundError, match="test.npy"):
+    _mtat(tmp_path, "txt")
+    (tmp_path / "test.txt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"test.tsv: file not found \(nor test.npy, test.txt\)"):
         magnatagatune(tmp_path)
-    (tmp_path / "test.txt").write_text("f/a.mp3\nf/zzz.mp3\n")
+    (tmp_path / "test.txt").write_text(f"{A}\nf/zzz.mp3\n")
     with pytest.raises(ValueError, match=r"test.txt:2: 'f/zzz.mp3'"):
         magnatagatune(tmp_path)
+    (tmp_path / "test.txt").write_text(f"{B}\n")
+    (tmp_path / "mp3" / D).unlink()
+    with pytest.warns(MissingAudioWarning, match=r"1 of 5 listed recordings have no audio file and are left out"):
+        assert [row["path"] for row in magnatagatune(tmp_path)] == [str(tmp_path / "mp3" / m) for m in (A, B, C, B)]
 
 
-def _gtzan(root: Path) -> None:
-    (root / "train_filtered.txt").write_text("blues/blues.00000.wav\nrock/rock.00003.wav\n\n")
-    (root / "valid_filtered.txt").write_text("jazz/jazz.00010.wav\n")
-    (root / "test_filtered.txt").write_text("rock/rock.00042.wav\nblues/blues.00001.wav\n")
+GTZAN_SPLITS = {  # the fault-filtered split's line format
+    "train": ["blues/blues.00000.wav", "rock/rock.00003.wav", "jazz/jazz.00002.wav"],
+    "valid": ["jazz/jazz.00010.wav"],
+    "test": ["rock/rock.00042.wav", "blues/blues.00001.wav"],
+}
 
 
-def test_gtzan_rows_and_task(tmp_path: Path) -> None:
-    _gtzan(tmp_path)
+def _gtzan(root: Path, layout: str = "genres.tar.gz") -> Path:
+    """The split lists, and the audio as genres.tar.gz (genres/, .au) or the Kaggle zip
+    (Data/genres_original/, .wav) unpack it; returns the audio folder."""
+    for split, lines in GTZAN_SPLITS.items():
+        (root / f"{split}_filtered.txt").write_text("\n".join(lines) + "\n\n")
+    audio = root / ("genres" if layout == "genres.tar.gz" else "Data/genres_original")
+    for line in [line for lines in GTZAN_SPLITS.values() for line in lines]:
+        if layout == "genres.tar.gz":
+            tone(audio / Path(line).with_suffix(".au"), 22050, subtype="PCM_16")
+        else:
+            tone(audio / line, 22050)
+    return audio
+
+
+@pytest.mark.parametrize(("layout", "suffix"), [("genres.tar.gz", ".au"), ("kaggle", ".wav")])
+def test_gtzan_rows_and_task(tmp_path: Path, layout: str, suffix: str) -> None:
+    audio = _gtzan(tmp_path, layout)
     rows = gtzan(tmp_path)
-    genres = tmp_path / "genres"
     assert rows == [
-        {"path": str(genres / "blues/blues.00000.wav"), "split": "train", "labels": "blues"},
-        {"path": str(genres / "rock/rock.00003.wav"), "split": "train", "labels": "rock"},
-        {"path": str(genres / "jazz/jazz.00010.wav"), "split": "valid", "labels": "jazz"},
-        {"path": str(genres / "rock/rock.00042.wav"), "split": "test", "labels": "rock"},
-        {"path": str(genres / "blues/blues.00001.wav"), "split": "test", "labels": "blues"},
+        {"path": str((audio / line).with_suffix(suffix)), "split": split, "labels": line.split("/")[0]}
+        for split, lines in GTZAN_SPLITS.items() for line in lines
     ]
-    rows.append({"path": str(genres / "blues/blues.00002.wav"), "split": "train", "labels": "jazz"})
+    assert load(rows[0]["path"], 22050).shape[-1] == 4410
     path = write_task(rows, tmp_path / "tasks", "gtzan", "multiclass", window=10.0, max_duration=30.0)
     assert path == tmp_path / "tasks" / "gtzan.yaml"
     assert sorted(p.name for p in path.parent.iterdir()) == ["gtzan.jsonl", "gtzan.yaml"]
     task = load_task(path)
     assert (task.name, task.type, task.window, task.max_duration) == ("gtzan", "multiclass", 10.0, 30.0)
     assert task.vocabulary == ["blues", "jazz", "rock"]
-    test_paths = [str(genres / "rock/rock.00042.wav"), str(genres / "blues/blues.00001.wav")]
-    assert [item.path for item in task.split("test")] == test_paths
+    assert [item.path for item in task.split("test")] == [rows[4]["path"], rows[5]["path"]]
     assert task.encode(task.split("test")).tolist() == [2, 0]
 
 
 def test_gtzan_errors(tmp_path: Path) -> None:
-    _gtzan(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"no GTZAN audio folder \(genres, genres_original"):
+        gtzan(tmp_path)
+    audio = _gtzan(tmp_path)
+    (audio / "jazz/jazz.00010.au").unlink()
+    with pytest.warns(MissingAudioWarning, match=r"genres: 1 of 6 listed recordings have no audio file"):
+        assert [row["split"] for row in gtzan(tmp_path)] == ["train", "train", "train", "test", "test"]
     (tmp_path / "valid_filtered.txt").write_text("jazz/jazz.00010.wav\njazz.00011.wav\n")
     with pytest.raises(ValueError, match=r"valid_filtered.txt:2"):
         gtzan(tmp_path)
@@ -211,16 +256,17 @@ def test_nsynth_errors(tmp_path: Path) -> None:
         nsynth(tmp_path)
 
 
-def test_cli_writes_a_gtzan_task(tmp_path, capsys):
+def test_cli_summarises_a_relative_root_and_writes_a_task_that_loads(tmp_path, capsys, monkeypatch):
     from melos.cli import main
-    from melos.evaluation.tasks import load_task
 
-    root = tmp_path / "gtzan"
-    root.mkdir()
-    for split, names in (("train", ["blues/blues.00000.wav", "rock/rock.00001.wav"]),
-                         ("valid", ["blues/blues.00002.wav"]), ("test", ["rock/rock.00003.wav"])):
-        (root / f"{split}_filtered.txt").write_text("\n".join(names) + "\n")
-    assert main(["data", "task", "gtzan", str(root), "--out", str(tmp_path / "tasks")]) == 0
+    (tmp_path / "gtzan").mkdir()
+    audio = _gtzan(tmp_path / "gtzan")
+    (audio / "rock/rock.00042.au").unlink()
+    monkeypatch.chdir(tmp_path)  # a relative root: the task must still point at the audio
+    assert main(["data", "task", "gtzan", "gtzan", "--out", "tasks"]) == 0
     task = load_task(tmp_path / "tasks" / "gtzan.yaml")
-    assert task.vocabulary == ["blues", "rock"] and len(task.split("train")) == 2
-    assert "4 items" in capsys.readouterr().out
+    assert all(Path(item.path).is_file() for item in task.items) and len(task.split("train")) == 3
+    out, err = capsys.readouterr()
+    assert "train 3 · valid 1 · test 1" in out and "3 labels" in out and "1 missing audio" in out
+    assert "rock.00042.wav" in err  # the missing file is named
+    assert "5 items ->" in out

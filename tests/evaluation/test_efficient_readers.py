@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from melos.evaluation.dataset_files import DatasetReader
+from melos.evaluation.dataset_files import DatasetReader, MissingAudioWarning
 from melos.evaluation.efficient_readers import (
     EFFICIENT_READERS,
     emomusic,
@@ -84,9 +84,12 @@ def test_mtg_jamendo_errors(tmp_path):
     with pytest.raises(ValueError, match=r"moodtheme-test.tsv:2: track track_0000214 is already in the 'train'"):
         mtg_jamendo(root, "moodtheme")
     source.write_text(MTG_HEADER + "".join(f"track_{i}\ta\tb\t{i}/{i}.mp3\t1.0\tmood/theme---x\n" for i in range(7)))
-    with pytest.raises(ValueError, match=r"split-0: 7 of 9 listed recordings have no audio file") as err:
-        mtg_jamendo(root, "moodtheme")
-    assert str(root / "audio/4/4.mp3") in str(err.value) and str(root / "audio/5/5.mp3") not in str(err.value)
+    with pytest.warns(MissingAudioWarning, match=r"split-0: 7 of 9 listed recordings have no audio file and are "
+                                                 r"left out") as caught:
+        rows = mtg_jamendo(root, "moodtheme")
+    message = str(caught[0].message)
+    assert str(root / "audio/4/4.mp3") in message and str(root / "audio/5/5.mp3") not in message
+    assert len(rows) == 2 and all(Path(row["path"]).is_file() for row in rows)
 
 
 # --- VocalSet ------------------------------------------------------------------------------------
@@ -215,11 +218,11 @@ def test_giantsteps_mtg_key_errors(tmp_path):
         giantsteps_mtg_key(root)
     source.write_text(MTG_KEYS)
     (root / "giantsteps-mtg-key-dataset/audio/5881.LOFI.mp3").unlink()
-    with pytest.raises(ValueError, match=r"annotations.txt: 1 of 3 listed recordings have no audio file"):
-        giantsteps_mtg_key(root)
+    with pytest.warns(MissingAudioWarning, match=r"annotations.txt: 1 of 3 listed recordings have no audio file"):
+        assert len(giantsteps_mtg_key(root)) == 4
     (root / "giantsteps-key-dataset/audio/3.LOFI.mp3").unlink()
-    with pytest.raises(ValueError, match=r"key: 1 of 2 listed recordings have no audio file"):
-        giantsteps_mtg_key(root)
+    with pytest.warns(MissingAudioWarning, match=r"key: 1 of 2 listed recordings have no audio file"):
+        assert len(giantsteps_mtg_key(root)) == 3
     touch(root / "giantsteps-key-dataset/audio/3.LOFI.mp3")
     source.unlink()
     with pytest.raises(FileNotFoundError, match="annotations.txt: file not found"):
@@ -284,8 +287,8 @@ def test_emomusic_errors(tmp_path):
         emomusic(root)
     static.write_text(text)
     (root / "clips_45seconds/7.mp3").unlink()
-    with pytest.raises(ValueError, match=r"songs_info.csv: 1 of 12 listed recordings have no audio file"):
-        emomusic(root)
+    with pytest.warns(MissingAudioWarning, match=r"songs_info.csv: 1 of 12 listed recordings have no audio file"):
+        assert len(emomusic(root)) == 11
     static.unlink()
     with pytest.raises(FileNotFoundError, match="static_annotations.csv: file not found"):
         emomusic(root)

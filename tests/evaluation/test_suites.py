@@ -38,10 +38,11 @@ def test_suite_tables_every_task_beside_its_published_number(tmp_path):
         prepare_suite("marble", tmp_path, tmp_path)
 
 
-def test_probe_suite_runs_what_is_there_and_lists_the_rest(tmp_path, capsys):
+def test_probe_suite_runs_what_is_there_and_lists_the_rest(tmp_path, capsys, monkeypatch):
     gtzan_layout(tmp_path / "data" / "gtzan")
     out = tmp_path / "results"
-    assert main(["probe", "--model", "mert-tiny", "--suite", "efficient", "--data-root", str(tmp_path / "data"),
+    monkeypatch.chdir(tmp_path)  # a relative --data-root works as an absolute one
+    assert main(["probe", "--model", "mert-tiny", "--suite", "efficient", "--data-root", "data",
                  "--out", str(out), "--seeds", "1", "--epochs", "5", "--cache", str(tmp_path / "cache"),
                  "--no-progress"]) == 0
     text = (out / "suite.md").read_text()

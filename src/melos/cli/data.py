@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from ..evaluation.datasets import READERS
@@ -69,10 +70,21 @@ def scan(out: str, **kwargs) -> int:
 
 
 def task(dataset: str, root: str, out: str) -> int:
+    from ..evaluation.dataset_files import MissingAudioWarning, summary
     from ..evaluation.datasets import write_task
 
     reader = READERS[dataset]
-    rows = reader.read(Path(root).expanduser())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MissingAudioWarning)
+        rows = reader.read(Path(root).expanduser())
+    missing = 0
+    for warning in caught:
+        if issubclass(warning.category, MissingAudioWarning):
+            missing += len(warning.message.paths)
+            print(warning.message, file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    print(f"{dataset} in {root}: {summary(rows, missing)}")
     path = write_task(rows, Path(out), dataset, reader.task_type, **reader.options)
     print(f"{len(rows)} items -> {path}")
     return 0

@@ -4,6 +4,8 @@ key names and GiantSteps key annotations (read by both suites' key tasks)."""
 
 from __future__ import annotations
 
+import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -13,14 +15,42 @@ _SHARPS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 SHOWN_MISSING = 5  # missing audio files listed in the error
 
 
+class MissingAudioWarning(UserWarning):
+    """Some recordings a dataset's metadata lists have no audio file (an incomplete download);
+    `paths` lists them."""
+
+    def __init__(self, message: str, paths: list[str]):
+        super().__init__(message)
+        self.paths = paths
+
+
 def check_audio(rows: list[dict], source: Path) -> list[dict]:
-    """Raise one error naming how many rows have no audio file (and the first few); else return `rows`."""
+    """`rows` whose audio file exists. The missing ones are left out with a `MissingAudioWarning`
+    naming their count and the first few; when none exists (a wrong root) it is an error."""
     missing = [row["path"] for row in rows if not Path(row["path"]).is_file()]
-    if missing:
-        shown = "\n".join(missing[:SHOWN_MISSING])
-        raise ValueError(f"{source}: {len(missing)} of {len(rows)} listed recordings have no audio file, "
-                         f"e.g.:\n{shown}")
-    return rows
+    if not missing:
+        return rows
+    shown = "\n".join(missing[:SHOWN_MISSING])
+    if len(missing) == len(rows):
+        raise ValueError(f"{source}: {len(missing)} of {len(rows)} listed recordings have no audio file "
+                         f"(is this the dataset's folder as distributed?), e.g.:\n{shown}")
+    warnings.warn(MissingAudioWarning(f"{source}: {len(missing)} of {len(rows)} listed recordings have no audio "
+                                      f"file and are left out, e.g.:\n{shown}", missing), stacklevel=2)
+    lost = set(missing)
+    return [row for row in rows if row["path"] not in lost]
+
+
+def summary(rows: list[dict], missing: int = 0) -> str:
+    """One line a user can check a dataset by: tracks per split, distinct labels, tracks without
+    a label and missing audio (e.g. "train 3 · valid 1 · test 1 tracks; 3 labels; 1 missing audio")."""
+    splits = Counter(row["split"] for row in rows)
+    labels = [row["labels"] if isinstance(row["labels"], list) else [row["labels"]] for row in rows]
+    parts = [" · ".join(f"{split} {splits[split]}" for split in ("train", "valid", "test") if splits[split])
+             + " tracks", f"{len({label for item in labels for label in item})} labels"]
+    if unlabelled := sum(not item for item in labels):
+        parts.append(f"{unlabelled} tracks with no label")
+    parts.append(f"{missing} missing audio" if missing else "no audio missing")
+    return "; ".join(parts)
 
 
 def read_lines(path: Path) -> list[tuple[int, str]]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
+from collections import Counter
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,13 +21,15 @@ import yaml
 
 from ..utils.atomic import write_text
 from .culturemert_readers import CULTUREMERT_READERS
-from .dataset_files import DatasetReader, giantsteps_items, normalise_key, read_lines
+from .dataset_files import DatasetReader, check_audio, giantsteps_items, normalise_key, read_lines
 from .efficient_readers import EFFICIENT_READERS
 from .tasks import SPLITS, TASK_TYPES
 
 __all__ = ["READERS", "DatasetReader", "giantsteps_key", "gtzan", "magnatagatune", "normalise_key", "nsynth",
            "write_task"]
 
+MTAT_TOP = 50  # tags of the MagnaTagATune task: the most frequent over the whole dataset
+GTZAN_AUDIO = ("genres", "genres_original", "Data/genres_original")  # genres.tar.gz, then the Kaggle zip
 
 
 def write_task(
@@ -33,6 +37,8 @@ def write_task(
 ) -> Path:
     """Write ``folder/<name>.jsonl`` and ``folder/<name>.yaml`` (each atomically); return the YAML path.
 
+    Relative row paths are made absolute against the working directory (a reader given a relative
+    root returns them so), because `load_task` resolves relative paths against the task's folder.
     `options` (e.g. ``top_k=50``, ``max_duration=30``) become extra keys of the task file.
     """
     if type not in TASK_TYPES:
@@ -40,20 +46,22 @@ def write_task(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / f"{name}.jsonl"
-    write_text(manifest, "".join(json.dumps(row) + "\n" for row in rows))
+    write_text(manifest, "".join(json.dumps({**row, "path": os.path.abspath(row["path"])}) + "\n" for row in rows))
     spec = {"name": name, "type": type, "manifest": manifest.name, "window": window, **options}
     task = folder / f"{name}.yaml"
     write_text(task, yaml.safe_dump(spec, sort_keys=False))
     return task
 
 
-def magnatagatune(root: Path) -> list[dict]:
-    """MagnaTagATune with the common (musicnn / MARBLE) split; use it with ``top_k=50``.
+def magnatagatune(root: Path, top: int = MTAT_TOP) -> list[dict]:
+    """MagnaTagATune with the common (musicnn / MARBLE) split and its `top` most frequent tags.
 
-    Reads ``annotations_final.csv`` (tab-separated, ``clip_id``, 0/1 tag columns, ``mp3_path``
-    last) and per split ``<split>.npy`` (strings ``"<index>\\t<mp3_path>"``) or, failing that,
-    ``<split>.txt`` (one ``mp3_path`` per line, optionally also ``<index>\\t`` prefixed).
-    Labels are the tags marked 1; paths are ``root/mp3/<mp3_path>``.
+    Reads ``annotations_final.csv`` (tab-separated, quoted, ``clip_id``, 188 0/1 tag columns,
+    ``mp3_path`` last) and per split ``<split>.tsv`` (MARBLE's preprocessing), ``<split>.npy``
+    (musicnn's index, strings) or ``<split>.txt``: lines ``<index>\t<mp3_path>`` or just the path.
+    The tags are counted over every clip of the annotations, as the papers' code does (not over
+    the training split), and each clip keeps those of the top `top` it has; paths are
+    ``root/mp3/<mp3_path>``, and clips whose mp3 is missing are left out with a warning.
     """
     root = Path(root)
     annotations = root / "annotations_final.csv"
@@ -70,6 +78,8 @@ def magnatagatune(root: Path) -> list[dict]:
         if len(row) != len(tags) + 2 or any(v not in ("0", "1") for v in row[1:-1]):
             raise ValueError(f"{annotations}:{n}: expected {len(tags)} 0/1 tag columns and an mp3_path")
         labels[row[-1]] = [tag for tag, v in zip(tags, row[1:-1]) if v == "1"]
+    counts = Counter(tag for clip in labels.values() for tag in clip)
+    kept = {tag for tag, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]}
     rows = []
     for split in SPLITS:
         source, entries = _mtat_split(root, split)
@@ -77,13 +87,16 @@ def magnatagatune(root: Path) -> list[dict]:
             mp3 = entry.split("\t")[-1].strip()
             if mp3 not in labels:
                 raise ValueError(f"{source}:{n}: {mp3!r} is not in {annotations.name}")
-            rows.append({"path": str(root / "mp3" / mp3), "split": split, "labels": labels[mp3]})
-    return rows
+            rows.append({"path": str(root / "mp3" / mp3), "split": split,
+                         "labels": [tag for tag in labels[mp3] if tag in kept]})
+    return check_audio(rows, annotations)
 
 
 def _mtat_split(root: Path, split: str) -> tuple[Path, list[tuple[int, str]]]:
-    """Entries of one MTAT split from ``<split>.npy`` or ``<split>.txt``, numbered from 1."""
-    npy, txt = root / f"{split}.npy", root / f"{split}.txt"
+    """Entries of one MTAT split from ``<split>.tsv``, ``<split>.npy`` or ``<split>.txt``, numbered from 1."""
+    tsv, npy, txt = root / f"{split}.tsv", root / f"{split}.npy", root / f"{split}.txt"
+    if tsv.exists():
+        return tsv, read_lines(tsv)
     if npy.exists():
         try:
             array = np.load(npy)  # never allow_pickle: a split list must not run code
@@ -93,15 +106,21 @@ def _mtat_split(root: Path, split: str) -> tuple[Path, list[tuple[int, str]]]:
         return npy, [(n, str(e)) for n, e in enumerate(array.reshape(-1).tolist(), start=1)]
     if txt.exists():
         return txt, read_lines(txt)
-    raise FileNotFoundError(f"{npy}: file not found (nor {txt.name})")
+    raise FileNotFoundError(f"{tsv}: file not found (nor {npy.name}, {txt.name})")
 
 
 def gtzan(root: Path) -> list[dict]:
     """GTZAN with the fault-filtered split (``<split>_filtered.txt``, lines ``genre/genre.00000.wav``).
 
-    Paths are ``root/genres/<line>``; the label is the genre folder name.
+    The audio is found in the layout it came in: ``genres/`` (the original genres.tar.gz, whose
+    files are ``.au`` while the split lists name ``.wav``), ``genres_original/`` or
+    ``Data/genres_original/`` (the Kaggle zip, ``.wav``). The label is the genre folder name;
+    listed files with no audio are left out with a warning.
     """
     root = Path(root)
+    audio = next((root / sub for sub in GTZAN_AUDIO if (root / sub).is_dir()), None)
+    if audio is None:
+        raise FileNotFoundError(f"{root}: no GTZAN audio folder ({', '.join(GTZAN_AUDIO)})")
     rows = []
     for split in SPLITS:
         source = root / f"{split}_filtered.txt"
@@ -109,8 +128,11 @@ def gtzan(root: Path) -> list[dict]:
             genre, sep, rest = line.partition("/")
             if not sep or not genre or not rest:
                 raise ValueError(f"{source}:{n}: expected 'genre/file.wav', got {line!r}")
-            rows.append({"path": str(root / "genres" / line), "split": split, "labels": genre})
-    return rows
+            path = audio / line
+            if not path.is_file() and path.with_suffix(".au").is_file():
+                path = path.with_suffix(".au")
+            rows.append({"path": str(path), "split": split, "labels": genre})
+    return check_audio(rows, audio)
 
 
 def giantsteps_key(

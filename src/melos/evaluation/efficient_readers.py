@@ -152,7 +152,7 @@ def giantsteps_mtg_key(
         key_root, mtg_root = root, Path(mtg_root)
     test = [{"path": path, "split": "test", "labels": key, "id": Path(path).name.split(".")[0]}
             for path, key in giantsteps_items(key_root)]
-    check_audio(test, key_root / "annotations" / "key")
+    test = check_audio(test, key_root / "annotations" / "key")
     source = mtg_root / "annotations" / "annotations.txt"
     keys = _mtg_keys(source)
     valid = _hold_out(list(keys), valid_fraction, seed)
