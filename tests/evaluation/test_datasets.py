@@ -269,4 +269,5 @@ def test_cli_summarises_a_relative_root_and_writes_a_task_that_loads(tmp_path, c
     out, err = capsys.readouterr()
     assert "train 3 · valid 1 · test 1" in out and "3 labels" in out and "1 missing audio" in out
     assert "rock.00042.wav" in err  # the missing file is named
+    assert "warning: gtzan train: 3 tracks where the official layout has 443" in err  # an incomplete download
     assert "5 items ->" in out

@@ -70,7 +70,7 @@ def scan(out: str, **kwargs) -> int:
 
 
 def task(dataset: str, root: str, out: str) -> int:
-    from ..evaluation.dataset_files import MissingAudioWarning, summary
+    from ..evaluation.dataset_files import MissingAudioWarning, count_gaps, summary
     from ..evaluation.datasets import write_task
 
     reader = READERS[dataset]
@@ -85,6 +85,8 @@ def task(dataset: str, root: str, out: str) -> int:
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     print(f"{dataset} in {root}: {summary(rows, missing)}")
+    for gap in count_gaps(rows, reader.expected):
+        print(f"warning: {dataset} {gap}", file=sys.stderr)
     path = write_task(rows, Path(out), dataset, reader.task_type, **reader.options)
     print(f"{len(rows)} items -> {path}")
     return 0

@@ -69,6 +69,15 @@ class DatasetReader:
     read: Callable[[Path], list[dict]]
     task_type: str
     options: dict[str, Any] = field(default_factory=dict)  # extra task-file keys (top_k, window, ...)
+    expected: dict[str, int] = field(default_factory=dict)  # tracks per split in the complete official layout
+
+
+def count_gaps(rows: list[dict], expected: dict[str, int]) -> list[str]:
+    """One line per split whose track count differs from the complete layout's (an incomplete
+    download, or another version of the split lists)."""
+    counts = Counter(row["split"] for row in rows)
+    return [f"{split}: {counts[split]} tracks where the official layout has {n}"
+            for split, n in expected.items() if counts[split] != n]
 
 
 def normalise_key(text: str) -> str:

@@ -30,6 +30,8 @@ __all__ = ["READERS", "DatasetReader", "giantsteps_key", "gtzan", "magnatagatune
 
 MTAT_TOP = 50  # tags of the MagnaTagATune task: the most frequent over the whole dataset
 GTZAN_AUDIO = ("genres", "genres_original", "Data/genres_original")  # genres.tar.gz, then the Kaggle zip
+GTZAN_SPLIT = {"train": 443, "valid": 197, "test": 290}  # the fault-filtered split (Kereliuk et al. 2015)
+NSYNTH_SPLIT = {"train": 289205, "valid": 12678, "test": 4096}  # NSynth v2.2 as distributed
 
 
 def write_task(
@@ -199,10 +201,11 @@ def nsynth(root: Path, target: str = "instrument") -> list[dict]:
 
 READERS: dict[str, DatasetReader] = {
     "giantsteps-key": DatasetReader(giantsteps_key, "key"),
-    "gtzan": DatasetReader(gtzan, "multiclass"),
+    "gtzan": DatasetReader(gtzan, "multiclass", expected=GTZAN_SPLIT),
     "magnatagatune": DatasetReader(magnatagatune, "multilabel", {"top_k": 50}),
-    "nsynth-instrument": DatasetReader(partial(nsynth, target="instrument"), "multiclass", {"window": 4.0}),
-    "nsynth-pitch": DatasetReader(partial(nsynth, target="pitch"), "multiclass", {"window": 4.0}),
+    "nsynth-instrument": DatasetReader(partial(nsynth, target="instrument"), "multiclass", {"window": 4.0},
+                                       NSYNTH_SPLIT),
+    "nsynth-pitch": DatasetReader(partial(nsynth, target="pitch"), "multiclass", {"window": 4.0}, NSYNTH_SPLIT),
     **CULTUREMERT_READERS,  # fma-medium, lyra, makam, saraga-carnatic, saraga-hindustani
     **EFFICIENT_READERS,  # mtg-jamendo-*, vocalset-*, giantsteps-mtg-key, emomusic
 }
