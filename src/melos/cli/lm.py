@@ -24,7 +24,9 @@ placeholder tokens in the prompt; long audio is encoded in 30 s chunks.
   eval   MuChoMusic's multiple-choice protocol (its prompt, letter parsing with an option-text
          fallback, unanswered = wrong) on questions from a local CSV/JSON, with
          --audio-ablation noise|silence|shuffle to measure how much the model listens;
-         --task caption scores generated captions (BLEU, ROUGE-L).
+         scored by generate-and-match and by option log-likelihood; --task caption scores
+         generated captions (BLEU, ROUGE-L); --max-new-tokens sets the answer length.
+  export a stage's trained weights merged into the LM: one self-contained model folder.
   demo   the whole path on a laptop: a synthetic corpus, captions and questions from its labels,
          a toy Qwen3-style LM with a tokenizer trained here, align + instruct, and accuracy against
          the noise-audio ablation with 95% intervals.
@@ -39,8 +41,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     q = lm.add_parser("train", help="align then instruction-tune (recipes/lm-*.yaml)",
                       description="Train a MusicLM from a recipe: stages, data (JSONL rows: audio, optional "
                                   "offset/duration, caption or turns), encoder, LM folder, layers, fusion, stride, "
-                                  "LoRA. Resumes from OUT/checkpoints/last.pt; writes OUT/<stage>/ (the model with "
-                                  "LoRA merged, loadable with MusicLM.from_pretrained), metrics.jsonl, TensorBoard.")
+                                  "LoRA, chat_template (the tokenizer's, where it has one; false: melos's plain "
+                                  "prompt). Resumes from OUT/checkpoints/last.pt; writes OUT/<stage>/ (only the "
+                                  "trained weights: connector, LoRA adapters in PEFT's layout; `melos lm export` "
+                                  "merges them), metrics.jsonl, TensorBoard.")
     q.add_argument("recipe", help="a recipe YAML, e.g. recipes/lm-toy.yaml")
     q.add_argument("--out", required=True, help="run folder")
     add_overrides(q, "recipe value", "stages.0.steps=50")
@@ -79,9 +83,32 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                    help="also answer with the audio replaced (repeatable)")
     q.add_argument("--out", default=None, help="write results.json here (default: print only)")
     q.add_argument("--batch-size", type=int, default=8)
+    q.add_argument("--max-new-tokens", type=int, default=None,
+                   help="longest generated answer in tokens (default: 16 for muchomusic, 64 for caption)")
+    q.add_argument("--no-likelihood", dest="likelihood", action="store_false",
+                   help="muchomusic: skip log-likelihood scoring (by default each option's mean log-probability "
+                        "as the answer is also ranked and reported beside generate-and-match)")
+    q.add_argument("--lm", default=None, help="the base LM folder, if it moved since training (the model folder "
+                                              "holds only the trained weights)")
+    q.add_argument("--coco", action="store_true",
+                   help="caption: also the COCO metrics of the captioning papers (pycocoevalcap): BLEU-1..4, "
+                        "METEOR (needs Java), ROUGE-L, CIDEr-D")
+    q.add_argument("--no-meteor", dest="meteor", action="store_false", help="with --coco: leave METEOR out")
+    q.add_argument("--bertscore-model", default=None,
+                   help="caption: BERTScore F1 with this local model folder (bert_score package; nothing downloads)")
+    q.add_argument("--bertscore-layer", type=int, default=None, help="the layer BERTScore compares (per model)")
     q.add_argument("--seed", type=int, default=0, help="option shuffling, noise and bootstrap seed")
     q.add_argument("--feature-cache", default="cache/lm-features", help="cache of the encoder's pooled features")
     add_progress(q)
+
+    q = lm.add_parser("export", help="merge a stage's LoRA adapters into the LM: one self-contained folder",
+                      description="A stage folder holds only the trained weights (connector, LoRA adapters in "
+                                  "PEFT's layout) and reads the base LM from where it was at training. Export "
+                                  "merges the adapters into a copy of the LM and writes everything to OUT "
+                                  "(MusicLM.from_pretrained reads it; as large as the LM).")
+    q.add_argument("model", help="a folder `melos lm train` wrote (OUT/<stage>)")
+    q.add_argument("--out", required=True, help="folder to write")
+    q.add_argument("--lm", default=None, help="the base LM folder, if it moved since training")
 
     q = lm.add_parser("demo", help="the laptop demonstration: toy LM on synthetic music, does it listen?",
                       description="Synthetic corpus -> captions and multiple-choice questions from the labels -> "
@@ -105,7 +132,7 @@ def run(lm_command: str, **kwargs) -> int:
     hf_logging.set_verbosity_error()  # weight-loading bars and notices; melos reports its own progress
     hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # peft
-    return {"train": train, "rows": rows, "eval": evaluate, "demo": demo}[lm_command](**kwargs)
+    return {"train": train, "rows": rows, "eval": evaluate, "export": export, "demo": demo}[lm_command](**kwargs)
 
 
 def train(recipe: str, out: str, overrides: list[str], progress: bool) -> int:
@@ -143,24 +170,43 @@ def clip_key(path: str) -> str:
 
 
 def evaluate(model: str, questions: str, task: str, audio_root: str | None, audio_ablation: list[str],
-             out: str | None, batch_size: int, seed: int, feature_cache: str, progress: bool) -> int:
+             out: str | None, batch_size: int, seed: int, feature_cache: str, progress: bool,
+             max_new_tokens: int | None = None, likelihood: bool = True, lm: str | None = None,
+             coco: bool = False, meteor: bool = True, bertscore_model: str | None = None,
+             bertscore_layer: int | None = None) -> int:
+    from ..lm.caption_metrics import MissingMetric
     from ..lm.report import caption_model, evaluate_model, summary_lines
     from ..utils.atomic import write_text
 
+    if max_new_tokens is not None and max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
     if task == "caption":
         if audio_ablation:
             raise ValueError("--audio-ablation applies to --task muchomusic")
-        results = caption_model(model, questions, audio_root, batch_size, feature_cache, progress)
-        print(f"{results['n']} captions: BLEU {results['bleu']:.2f}, ROUGE-L {results['rouge_l']:.3f}")
+        try:
+            results = caption_model(model, questions, audio_root, batch_size, feature_cache, progress,
+                                    max_new_tokens or 64, lm, coco, meteor, bertscore_model, bertscore_layer)
+        except MissingMetric as error:  # a user error (no Java, no package, no model folder): one line
+            raise ValueError(str(error)) from None
+        print(f"{results['n']} captions: BLEU {results['bleu']:.2f}, ROUGE-L {results['rouge_l']:.3f}"
+              + "".join(f", {k} {v:.3f}" for k, v in results.get("coco", {}).items())
+              + (f", BERTScore {results['bertscore']:.3f}" if "bertscore" in results else ""))
         for name, definition in results["definitions"].items():
             print(f"  {name}: {definition}")
     else:
         results = evaluate_model(model, questions, audio_root, ["none", *audio_ablation], batch_size, seed,
-                                 feature_cache, progress)
+                                 feature_cache, progress, max_new_tokens or 16, likelihood, lm)
         print("\n".join(summary_lines(results)))
     if out:
         path = write_text(Path(out) / "results.json", json.dumps(results, indent=2))
         print(f"results -> {path}")
+    return 0
+
+
+def export(model: str, out: str, lm: str | None) -> int:
+    from ..lm.checkpoint import export_merged
+
+    print(f"merged model -> {export_merged(model, out, lm)}")
     return 0
 
 

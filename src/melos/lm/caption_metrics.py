@@ -1,4 +1,5 @@
-"""Caption metrics with their exact definitions: corpus BLEU-4 (sacrebleu), ROUGE-L (rouge_score), BERTScore.
+"""Caption metrics with their exact definitions: corpus BLEU-4 (sacrebleu), ROUGE-L (rouge_score), BERTScore,
+and the audio-captioning papers' COCO set (pycocoevalcap): BLEU-1..4, METEOR, ROUGE-L, CIDEr-D.
 
 Caption papers compute "BLEU" and "ROUGE" with different tokenisers, casing and smoothing, and the
 numbers do not transfer between implementations (pycocoevalcap's BLEU, for one, differs). Each
@@ -20,9 +21,18 @@ DEFINITIONS = {
             "'exp' smoothing (only when a corpus n-gram count is 0), no effective order",
     "rouge_l": "rouge_score ROUGE-L F-measure (beta 1) of the LCS over lowercased [a-z0-9] tokens, Porter-stemmed "
                "(use_stemmer=True), no sentence splitting; max over references per caption, mean over captions, 0-1",
+    "coco": "pycocoevalcap (the COCO caption evaluation the captioning papers report): BLEU-1..4 (corpus, "
+            "'closest' reference length), METEOR 1.5 (java, -l en -norm), ROUGE-L (LCS F with beta 1.2, best "
+            "precision and recall over references), CIDEr-D (n 1-4, sigma 6, clipped, idf over the references of "
+            "this corpus, x10); captions lowercased, punctuation removed, split on spaces (in place of the "
+            "Java PTB tokenizer), 0-1 except CIDEr-D",
     "bertscore": "bert_score F1 with a local model directory and a chosen layer, mean over captions (max over "
                  "references), no baseline rescaling, no IDF",
 }
+
+
+class MissingMetric(RuntimeError):
+    """A metric's package, program (Java) or model folder is not there."""
 
 
 @dataclass(frozen=True)
@@ -77,26 +87,75 @@ def bertscore(hypotheses: Sequence[str], references: References, model_dir: str 
     rescaling and no IDF weighting. Raises RuntimeError when any of these is missing.
     """
     if model_dir is None or not Path(model_dir).is_dir():
-        raise RuntimeError(f"BERTScore needs its model on disk: pass model_dir, a local model folder "
+        raise MissingMetric(f"BERTScore needs its model on disk: pass model_dir, a local model folder "
                            f"(got {model_dir!r}); melos never downloads one")
     if num_layers is None:
-        raise RuntimeError("BERTScore needs num_layers, the model layer to compare (it differs per model)")
+        raise MissingMetric("BERTScore needs num_layers, the model layer to compare (it differs per model)")
     try:
         import bert_score
     except ImportError:
-        raise RuntimeError("BERTScore needs the bert_score package, which is not installed") from None
+        raise MissingMetric("BERTScore needs the bert_score package, which is not installed") from None
     refs = _references(hypotheses, references)
     _, _, f1 = bert_score.score(list(hypotheses), [list(r) for r in refs], model_type=str(model_dir),
                                 num_layers=num_layers, idf=False, rescale_with_baseline=False)
     return float(f1.mean())
 
 
-def caption_scores(hypotheses: Sequence[str], references: References) -> dict:
-    """BLEU (with its signature) and ROUGE-L of the captions, with the one-line definitions of both."""
+def coco_scores(hypotheses: Sequence[str], references: References, meteor: bool = True) -> dict[str, float]:
+    """BLEU-1..4, METEOR, ROUGE-L and CIDEr-D with pycocoevalcap (definition: DEFINITIONS["coco"]).
+
+    METEOR runs pycocoevalcap's meteor-1.5.jar and needs Java: MissingMetric (a RuntimeError) when `java` is not on
+    the PATH (pass meteor=False to score without it)."""
+    check_coco(meteor)
+    from pycocoevalcap.bleu.bleu import Bleu as CocoBleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    refs = _references(hypotheses, references)
+    res = {str(i): [coco_tokens(h)] for i, h in enumerate(hypotheses)}
+    gts = {str(i): [coco_tokens(r) for r in rs] for i, rs in enumerate(refs)}
+    bleus, _ = CocoBleu(4).compute_score(gts, res, verbose=0)
+    out = {f"bleu_{n}": float(b) for n, b in enumerate(bleus, 1)}
+    out["rouge_l"] = float(Rouge().compute_score(gts, res)[0])
+    out["cider_d"] = float(Cider().compute_score(gts, res)[0])
+    if meteor:
+        from pycocoevalcap.meteor.meteor import Meteor
+
+        out["meteor"] = float(Meteor().compute_score(gts, res)[0])  # its __del__ ends the java process
+    return out
+
+
+def check_coco(meteor: bool = True) -> None:
+    """Raise MissingMetric now, before captions are generated, if `coco_scores` could not run."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pycocoevalcap") is None:
+        raise MissingMetric("the COCO caption metrics need the pycocoevalcap package (pip install pycocoevalcap)")
+    if meteor and shutil.which("java") is None:
+        raise MissingMetric("METEOR needs Java: pycocoevalcap runs meteor-1.5.jar with `java`, which is not on the "
+                            "PATH; install a Java runtime or score without METEOR (--no-meteor)")
+
+
+def coco_tokens(text: str) -> str:
+    """Lowercased words without punctuation, joined by single spaces (what the COCO scorers read)."""
+    import re
+
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def caption_scores(hypotheses: Sequence[str], references: References, coco: bool = False,
+                   meteor: bool = True) -> dict:
+    """BLEU (with its signature) and ROUGE-L of the captions, with the one-line definitions of both;
+    with `coco`, also the COCO set under "coco" (see `coco_scores`)."""
     result = bleu(hypotheses, references)
-    return {"n": len(hypotheses), "bleu": result.score, "bleu_signature": result.signature,
-            "rouge_l": rouge_l(hypotheses, references),
-            "definitions": {k: DEFINITIONS[k] for k in ("bleu", "rouge_l")}}
+    out = {"n": len(hypotheses), "bleu": result.score, "bleu_signature": result.signature,
+           "rouge_l": rouge_l(hypotheses, references),
+           "definitions": {k: DEFINITIONS[k] for k in ("bleu", "rouge_l")}}
+    if coco:
+        out["coco"] = coco_scores(hypotheses, references, meteor)
+        out["definitions"]["coco"] = DEFINITIONS["coco"]
+    return out
 
 
 def _references(hypotheses: Sequence[str], references: References) -> list[list[str]]:
@@ -114,4 +173,5 @@ def _references(hypotheses: Sequence[str], references: References) -> list[list[
     return refs
 
 
-__all__ = ["Bleu", "DEFINITIONS", "bertscore", "bleu", "caption_scores", "rouge_l"]
+__all__ = ["Bleu", "DEFINITIONS", "MissingMetric", "bertscore", "bleu", "caption_scores", "check_coco", "coco_scores",
+           "coco_tokens", "rouge_l"]

@@ -41,6 +41,8 @@ class MusicLMConfig(PreTrainedConfig):
         stride: encoder frames averaged into one audio token.
         max_audio_seconds: longest audio accepted per item.
         audio_token_ids: ids of the start, placeholder and end tokens in the LM's tokenizer.
+        lm: the local LM folder the model was built on (a trainable-only checkpoint reloads it).
+        chat_template: prompts go through the tokenizer's chat template (see prompting.py).
     """
 
     model_type = "melos_music_lm"
@@ -49,7 +51,7 @@ class MusicLMConfig(PreTrainedConfig):
     def __init__(self, text_config: dict | PreTrainedConfig | None = None, encoder: str = "",
                  encoder_hidden_size: int = 0, layers: list[int] | None = None, fusion: str = "weighted",
                  stride: int = 15, max_audio_seconds: float = 120.0, audio_token_ids: dict[str, int] | None = None,
-                 **kwargs):
+                 lm: str = "", chat_template: bool = False, **kwargs):
         if isinstance(text_config, dict):
             text_config = AutoConfig.for_model(**text_config)
         self.text_config = text_config
@@ -59,6 +61,7 @@ class MusicLMConfig(PreTrainedConfig):
         self.layers, self.fusion, self.stride = list(layers or []), fusion, stride
         self.max_audio_seconds = max_audio_seconds
         self.audio_token_ids = dict(audio_token_ids or {})
+        self.lm, self.chat_template = str(lm), bool(chat_template)
         super().__init__(**kwargs)
 
 
@@ -109,18 +112,24 @@ class MusicLM(PreTrainedModel):
     @classmethod
     def from_parts(cls, encoder: str | Encoder, lm_dir: str | Path, tokenizer, *, layers: list[int],
                    fusion: str = "weighted", stride: int = 15, max_audio_seconds: float = 120.0,
-                   encoder_source: str | None = None) -> MusicLM:
+                   encoder_source: str | None = None, chat_template: bool = False) -> MusicLM:
         """A new model from a melos encoder and a local causal-LM folder; adds the audio tokens to
-        `tokenizer` (in place) and grows the LM's embeddings to match. The connector is untrained."""
+        `tokenizer` (in place) and to the LM's embeddings (see `add_audio_tokens`). The LM keeps the
+        dtype it was saved in; the connector is float32 and untrained. `chat_template`: prompts use
+        the tokenizer's template (only where it has one)."""
+        from .prompting import has_chat_template
+
         enc = load_encoder(encoder) if not isinstance(encoder, Encoder) else encoder
-        lm = AutoModelForCausalLM.from_pretrained(lm_dir, local_files_only=True)
+        lm = AutoModelForCausalLM.from_pretrained(lm_dir, local_files_only=True, dtype="auto")
         tokenizer.add_special_tokens({"additional_special_tokens": list(AUDIO_TOKENS.values())})
-        lm.resize_token_embeddings(len(tokenizer))
         ids = {role: tokenizer.convert_tokens_to_ids(token) for role, token in AUDIO_TOKENS.items()}
+        add_audio_tokens(lm, len(tokenizer), list(ids.values()))
         config = MusicLMConfig(text_config=lm.config.to_dict(), encoder=encoder_source or str(encoder),
                                encoder_hidden_size=enc.hidden_size, layers=layers, fusion=fusion, stride=stride,
-                               max_audio_seconds=max_audio_seconds, audio_token_ids=ids)
+                               max_audio_seconds=max_audio_seconds, audio_token_ids=ids, lm=str(lm_dir),
+                               chat_template=chat_template and has_chat_template(tokenizer))
         model = cls(config, lm=lm)
+        model.connector.float()
         model.attach_encoder(enc)
         return model
 
@@ -155,7 +164,10 @@ class MusicLM(PreTrainedModel):
             raise ValueError(f"the prompt has {n_slots} audio placeholder tokens but the audio gives {n_features} "
                              f"features; build prompts with melos.lm.prompting so the counts agree")
         if n_slots:
-            projected = self.connector(torch.cat([f.to(embeds.device, embeds.dtype) for f in features], dim=1))
+            # The frozen LM keeps its own dtype (bf16/fp16 on disk) and the trained connector its
+            # own (float32): features enter in the connector's dtype, leave in the LM's.
+            dtype = self.connector.projector[0].weight.dtype
+            projected = self.connector(torch.cat([f.to(embeds.device, dtype) for f in features], dim=1))
             embeds = embeds.masked_scatter(slots[..., None], projected.to(embeds.dtype))
         return embeds
 
@@ -176,6 +188,24 @@ class MusicLM(PreTrainedModel):
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
         self.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs)
+
+
+@torch.no_grad()
+def add_audio_tokens(lm: PreTrainedModel, vocab_size: int, token_ids: list[int]) -> None:
+    """Make room for the audio tokens and give their rows (input and output embeddings) the mean of
+    the other rows: deterministic, so a trainable-only checkpoint rebuilds them from the LM alone.
+
+    The embeddings only grow: LMs whose matrix is padded beyond the tokenizer (Qwen2) already have
+    rows for the new ids, and shrinking would drop rows the LM was saved with."""
+    if vocab_size > lm.get_input_embeddings().weight.shape[0]:
+        lm.resize_token_embeddings(vocab_size, mean_resizing=False)
+    for layer in (lm.get_input_embeddings(), lm.get_output_embeddings()):
+        if layer is None:
+            continue
+        weight = layer.weight
+        keep = torch.ones(weight.shape[0], dtype=torch.bool)
+        keep[token_ids] = False
+        weight[token_ids] = weight[keep].float().mean(dim=0).to(weight.dtype)
 
 
 AutoConfig.register(MusicLMConfig.model_type, MusicLMConfig, exist_ok=True)

@@ -3,17 +3,20 @@
     recipe (recipes/lm-*.yaml) -> encoder + local LM -> MusicLM (+ LoRA on the LM if a stage trains it)
     rows (JSONL)  -> pooled encoder features, cached once per clip -> token ids with the loss on answers
     stages        -> melos's Trainer (resume, metrics.jsonl, TensorBoard, torchrun, bf16)
-    after each    -> OUT/<stage>/: the model (LoRA merged) and tokenizer, `MusicLM.from_pretrained` reads it
+    after each    -> OUT/<stage>/: the trained weights only (connector, LoRA adapters in PEFT's layout)
+                     and the tokenizer, see checkpoint.py; `melos lm export` merges them into the LM
 
 Stage `align` trains `model.connector.*` (encoder and LM frozen) on caption rows; stage
 `instruct` trains the connector and the LoRA weights (`*lora_*`) on instruction rows. Which rows a
 stage reads is its `data` ("captions", "instructions" or "all"); what trains is its `trainable`
-patterns, as in every melos recipe.
+patterns, as in every melos recipe. A checkpoint (OUT/checkpoints/last.pt, OUT/<stage>/) holds
+only what some stage trains: the frozen LM is rebuilt from its folder, in the dtype it was saved
+in (bf16/fp16 LMs stay so; the connector and adapters are float32, cast at the boundary).
 """
 
 from __future__ import annotations
 
-import copy
+import fnmatch
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,7 @@ from torch import nn
 from ..audio import AudioError
 from ..config import load_typed
 from ..models import load_encoder
+from .checkpoint import load_tokenizer, save_trainable
 from ..training.trainer import Stage, Trainer, join_torchrun
 from .audio_features import AudioFeaturizer, Clip
 from .model import MusicLM
@@ -33,7 +37,6 @@ from .rows import Row, check_audio, read_rows
 
 log = logging.getLogger(__name__)
 DATA = ("captions", "instructions", "all")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
 @dataclass
@@ -76,7 +79,8 @@ class LMRecipe:
     stages: list[LMStage] = field(default_factory=list)
     seed: int = 0
     device: str = "cpu"
-    precision: str = "float32"
+    precision: str = "float32"  # autocast dtype; the frozen LM stays in the dtype it was saved in
+    chat_template: bool = True  # prompts through the tokenizer's chat template where it has one
     gradient_checkpointing: bool = False
     checkpoint_every: int = 100
     feature_cache: str = "cache/lm-features"
@@ -115,11 +119,28 @@ class LMBatches:
 
 
 class LMObjective(nn.Module):
-    """The loss of `MusicLM` on a batch from `LMBatches` (mean over answer tokens)."""
+    """The loss of `MusicLM` on a batch from `LMBatches` (mean over answer tokens).
 
-    def __init__(self, model: MusicLM, pad_id: int):
+    Its state dict (what the trainer checkpoints) holds only the parameters some pattern in
+    `trainable` names: the frozen LM is rebuilt from its folder, not written every N steps."""
+
+    def __init__(self, model: MusicLM, pad_id: int, trainable: list[str] = ("*",)):
         super().__init__()
         self.model, self.pad_id = model, pad_id
+        self.kept = {name for name, _ in self.named_parameters()
+                     if any(fnmatch.fnmatchcase(name, pattern) for pattern in trainable)}
+
+    def state_dict(self, *args, **kwargs) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in super().state_dict(*args, **kwargs).items() if k in self.kept}
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Loads the trained parameters; other entries (a full state from an older run) are ignored."""
+        missing = sorted(self.kept - set(state_dict))
+        if strict and missing:
+            raise ValueError(f"the checkpoint lacks trained weights, e.g. {', '.join(missing[:3])}; it is from "
+                             "another recipe")
+        return super().load_state_dict({k: v for k, v in state_dict.items() if k in self.kept}, strict=False,
+                                       assign=assign)
 
     def forward(self, batch: dict[str, list], generator: torch.Generator | None = None,
                 clip_seeds: list[int] | None = None) -> dict[str, torch.Tensor]:
@@ -140,24 +161,15 @@ def resolve_layers(layers: list[int], n_hidden_states: int) -> list[int]:
 
 def build_model(recipe: LMRecipe) -> tuple[MusicLM, object]:
     """The untrained MusicLM of `recipe` and its tokenizer (audio tokens added)."""
-    from transformers import AutoTokenizer
-
-    lm_dir = Path(recipe.lm).expanduser()
+    lm_dir = Path(recipe.lm).expanduser().resolve()
     if not (lm_dir / "config.json").is_file():
         raise FileNotFoundError(f"{lm_dir}: not a Hugging Face model folder (no config.json); melos never downloads")
-    if not any((lm_dir / name).is_file() for name in TOKENIZER_FILES):
-        raise FileNotFoundError(f"{lm_dir}: no tokenizer in the LM folder (none of {', '.join(TOKENIZER_FILES)}); "
-                                "save the LM's tokenizer beside its weights")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(lm_dir, local_files_only=True)
-    except (OSError, ValueError, TypeError) as error:
-        raise FileNotFoundError(f"{lm_dir}: the tokenizer could not be loaded ({error})") from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(lm_dir)
     encoder = load_encoder(recipe.encoder)
     layers = resolve_layers(recipe.layers, encoder.n_hidden_states)
     model = MusicLM.from_parts(encoder, lm_dir, tokenizer, layers=layers, fusion=recipe.fusion, stride=recipe.stride,
-                               max_audio_seconds=recipe.max_audio_seconds, encoder_source=recipe.encoder)
+                               max_audio_seconds=recipe.max_audio_seconds, encoder_source=recipe.encoder,
+                               chat_template=recipe.chat_template)
     if any("lora" in pattern for stage in recipe.stages for pattern in stage.trainable):
         from peft import LoraConfig, get_peft_model
 
@@ -188,26 +200,13 @@ def prepare(rows: list[Row], model: MusicLM, tokenizer, featurizer: AudioFeaturi
         turns = [(t.user, t.assistant) for t in row.turns]
         if AUDIO_MARKER not in turns[0][0]:
             turns[0] = (f"{AUDIO_MARKER}\n{turns[0][0]}", turns[0][1])
-        ids, labels = encode_conversation(tokenizer, turns, [features.shape[1]], model.config.audio_token_ids)
+        ids, labels = encode_conversation(tokenizer, turns, [features.shape[1]], model.config.audio_token_ids,
+                                          chat_template=model.config.chat_template)
         if len(ids) > max_tokens:
             raise ValueError(f"row {row.id!r}: {len(ids)} tokens, more than max_tokens {max_tokens}")
         seconds = features.shape[1] * model.config.stride / model.encoder.frame_rate
         out.append(Example(ids, labels, features, seconds))
     return out
-
-
-def export(model: MusicLM, tokenizer, folder: Path) -> None:
-    """Write `model` (LoRA merged into a copy, so training can go on) and `tokenizer` to `folder`."""
-    from ..utils.atomic import atomic_dir
-
-    plain = model
-    if hasattr(model.lm, "merge_and_unload"):
-        plain = copy.deepcopy(model)
-        plain.lm = plain.lm.merge_and_unload()
-    plain.config.text_config = plain.lm.config
-    with atomic_dir(folder) as tmp:
-        plain.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
 
 
 def train(recipe: LMRecipe, out: str | Path, progress: bool = True) -> Path:
@@ -238,9 +237,10 @@ def train(recipe: LMRecipe, out: str | Path, progress: bool = True) -> Path:
         chosen = examples["captions"] + examples["instructions"] if stage.data == "all" else examples[stage.data]
         return LMBatches(chosen, recipe.seed)
 
-    objective = LMObjective(model, tokenizer.pad_token_id)
+    objective = LMObjective(model, tokenizer.pad_token_id, [p for stage in recipe.stages for p in stage.trainable])
+    trained = {name.removeprefix("model.") for name in objective.kept}
     trainer = Trainer(objective, batches, recipe.stages, out, seed=recipe.seed, device=device,
                       precision=recipe.precision, checkpoint_every=recipe.checkpoint_every, progress=progress,
-                      on_stage_end=lambda stage, folder: export(model, tokenizer, folder))
+                      on_stage_end=lambda stage, folder: save_trainable(model, tokenizer, folder, trained))
     trainer.run()
     return out / recipe.stages[-1].name
