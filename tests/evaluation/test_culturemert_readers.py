@@ -166,6 +166,22 @@ def test_lyra_published_split_replaces_random_one(tmp_path):
         lyra(tmp_path)
 
 
+def test_lyra_reads_its_own_training_and_test_split(tmp_path):
+    ids = _lyra(tmp_path, n=10)
+    raw = (tmp_path / "data/raw.tsv").read_text().splitlines(keepends=True)
+    (tmp_path / "data/split").mkdir()
+    (tmp_path / "data/split/training.tsv").write_text(raw[0] + "".join(raw[1:10]))  # as distributed: raw.tsv's rows
+    (tmp_path / "data/split/test.tsv").write_text(raw[0] + "".join(raw[10:]))
+    rows = lyra(tmp_path)
+    splits = {r["id"]: r["split"] for r in rows}
+    assert splits[ids[9]] == "test" and sum(s == "test" for s in splits.values()) == 1
+    assert sum(s == "valid" for s in splits.values()) == 1 and sum(s == "train" for s in splits.values()) == 8
+    assert lyra(tmp_path) == rows  # the held-out valid part is seeded
+    (tmp_path / "data/split/test.tsv").write_text(raw[0] + raw[10] + raw[1])
+    with pytest.raises(ValueError, match=r"test\.tsv:3: id 'song-0' is already in the 'train' split"):
+        lyra(tmp_path)
+
+
 def test_lyra_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"data/raw\.tsv: file not found"):
         lyra(tmp_path)
@@ -217,6 +233,19 @@ def test_saraga_carnatic_tags_paths_and_split(tmp_path):
                                  "tala--adi"]
     assert {r["id"]: r["split"] for r in rows} == random_split([f"m{i}" for i in range(6)])
     assert saraga_carnatic(tmp_path / "saraga1.5_carnatic") == rows
+
+
+def test_saraga_reads_recordings_named_artist_dash_title(tmp_path):
+    _saraga(tmp_path, "saraga1.5_carnatic", {"Song 0": _carnatic_meta("m0", "raga0")})
+    folder = tmp_path / "saraga1.5_carnatic/Some concert/Song 1"  # as 81 of the 249 in the official index
+    folder.mkdir()
+    (folder / "Ranjani - Song 1.json").write_text(json.dumps(_carnatic_meta("m1", "raga1")))
+    _touch(folder / "Ranjani - Song 1.mp3.mp3")
+    rows = saraga_carnatic(tmp_path)
+    assert [(r["id"], Path(r["path"]).name) for r in rows] == [("m0", "Song 0.mp3.mp3"), ("m1", "Ranjani - Song 1.mp3.mp3")]
+    (folder / "other.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"Song 1: 2 JSON files and none is named Song 1\.json"):
+        saraga_carnatic(tmp_path)
 
 
 def test_saraga_hindustani_fields_and_plain_mp3(tmp_path):

@@ -23,6 +23,7 @@ __all__ = ["CULTUREMERT_READERS", "fma_medium", "lyra", "makam", "published_spli
            "saraga_carnatic", "saraga_hindustani"]
 
 SPLIT_SEED = 0
+LYRA_VALID = 0.1  # of Lyra's training split, held out (seeded) for validation
 _FMA_SPLITS = {"training": "train", "validation": "valid", "test": "test"}
 _FMA_MEDIUM = ("small", "medium")  # FMA-medium is the medium subset plus the small one it contains
 _LYRA_TAG_COLUMNS = ("genres", "instruments", "place")
@@ -152,7 +153,10 @@ def lyra(root: Path) -> list[dict]:
 
     Tags are ``genres--X``, ``instruments--X`` and ``place--X`` for each ``|``-separated value of
     those columns (``None`` means unknown). Lyra ships YouTube links, not audio: the audio is
-    expected at ``audio/<id>.mp3``.
+    expected at ``audio/<id>.mp3``. The split is the dataset's own, ``data/split/training.tsv`` and
+    ``test.tsv`` (raw.tsv's header and rows), with a seeded LYRA_VALID of training held out for
+    validation (Lyra has no validation split); ``root/splits/`` id lists replace it, and without
+    either the split is `random_split`.
     """
     root = Path(root)
     source = root / "data" / "raw.tsv"
@@ -175,13 +179,43 @@ def lyra(root: Path) -> list[dict]:
         tags = sorted({f"{column}--{value.strip()}" for column in _LYRA_TAG_COLUMNS
                        for value in fields[column].split("|") if value.strip() not in ("", "None")})
         items[id_] = (root / "audio" / f"{id_}.mp3", tags)
+    own = source.parent / "split"
+    if not (root / "splits").is_dir() and (own / "training.tsv").is_file():
+        return check_audio(_lyra_split_rows(own, items), own)
     return check_audio(_split_rows(root, items), source)
+
+
+def _lyra_split_rows(folder: Path, items: dict[str, tuple[Path, list[str]]]) -> list[dict]:
+    """Rows split by Lyra's own ``training.tsv`` / ``test.tsv`` (ids in the ``id`` column), with
+    LYRA_VALID of the training ids (seeded) held out as valid."""
+    splits: dict[str, str] = {}
+    for name in ("training", "test"):
+        source = folder / f"{name}.tsv"
+        f, reader = _open_csv(source, delimiter="\t")
+        with f:
+            table = [(n, record) for n, record in enumerate(reader, start=1) if record]
+        if not table or "id" not in table[0][1]:
+            raise ValueError(f"{source}:1: expected a tab-separated header with an id column")
+        column = table[0][1].index("id")
+        for n, record in table[1:]:
+            id_ = record[column].strip() if column < len(record) else ""
+            if id_ not in items:
+                raise ValueError(f"{source}:{n}: unknown id {id_!r} (not in raw.tsv)")
+            if id_ in splits:
+                raise ValueError(f"{source}:{n}: id {id_!r} is already in the {splits[id_]!r} split")
+            splits[id_] = "train" if name == "training" else "test"
+    train = sorted(id_ for id_, split in splits.items() if split == "train")
+    random.Random(SPLIT_SEED).shuffle(train)
+    splits |= dict.fromkeys(train[:round(len(train) * LYRA_VALID)], "valid")
+    return [{"path": str(items[id_][0]), "split": splits[id_], "labels": items[id_][1], "id": id_,
+             "split_seed": SPLIT_SEED} for id_ in sorted(items) if id_ in splits]
 
 
 def saraga_carnatic(root: Path) -> list[dict]:
     """Saraga 1.5 Carnatic tags (raga, tala, form, instruments) from each recording's JSON.
 
-    Reads ``saraga1.5_carnatic/<concert>/<title>/<title>.json`` (fields ``raaga``/``taala`` with
+    Reads ``saraga1.5_carnatic/<concert>/<title>/<title>.json`` (or the folder's only JSON, e.g.
+    ``<artist> - <title>.json``, with its audio ``<artist> - <title>.mp3.mp3``; fields ``raaga``/``taala`` with
     ``common_name``, ``form`` with ``name``, ``artists[].instrument.name``, ``mbid``); `root` may
     be that folder or the one holding it. Recordings are identified by their MusicBrainz id.
     """
@@ -200,7 +234,7 @@ def saraga_hindustani(root: Path) -> list[dict]:
 def _saraga(root: Path, collection: str, fields: dict[str, str]) -> list[dict]:
     """Tags and audio of every recording JSON in a Saraga collection, then the shared split."""
     folder = root / collection if (root / collection).is_dir() else root
-    files = sorted(p for p in folder.glob("*/*/*.json") if p.stem == p.parent.name)
+    files = [_recording_json(recording) for recording in sorted({p.parent for p in folder.glob("*/*/*.json")})]
     if not files:
         raise FileNotFoundError(f"{folder}: no recording metadata '<release>/<title>/<title>.json' found")
     items: dict[str, tuple[Path, list[str]]] = {}
@@ -280,6 +314,17 @@ def _entries(file: Path, meta: dict, key: str) -> list[dict]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ValueError(f"{file}: {key!r} must be a list of objects")
     return value
+
+
+def _recording_json(folder: Path) -> Path:
+    """A Saraga recording folder's metadata: ``<title>.json``, or its only JSON (81 of Saraga 1.5
+    Carnatic's 249 recordings are named ``<artist> - <title>.json`` in a ``<title>`` folder)."""
+    files = sorted(folder.glob("*.json"))
+    named = [p for p in files if p.stem == folder.name]
+    if named or len(files) == 1:
+        return (named or files)[0]
+    raise ValueError(f"{folder}: {len(files)} JSON files and none is named {folder.name}.json; "
+                     f"which is the recording's metadata?")
 
 
 def _saraga_audio(file: Path) -> Path:
