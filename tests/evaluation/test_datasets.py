@@ -167,8 +167,10 @@ def test_normalise_key(text: str, key: str) -> None:
 
 def _giantsteps(root: Path, keys: dict[str, str]) -> None:
     (root / "annotations" / "key").mkdir(parents=True)
+    (root / "audio").mkdir()
     for stem, key in keys.items():
         (root / "annotations" / "key" / f"{stem}.LOFI.key").write_text(key + "\n")
+        (root / "audio" / f"{stem}.LOFI.mp3").touch()
 
 
 GS_KEYS = {
@@ -210,6 +212,17 @@ def test_giantsteps_key_mtg_train(tmp_path: Path) -> None:
     assert all(r["path"].startswith(mtg_audio) and r["labels"] == "A# minor" for r in train + valid)
 
 
+def test_giantsteps_key_reads_the_mtg_key_files_with_confidence_and_comment(tmp_path: Path) -> None:
+    _giantsteps(tmp_path, {"1": "Eb major", "2": "A minor"})
+    # the MTG key set's .key files: key, confidence (0-2), comment; only confident single keys are used
+    _giantsteps(tmp_path / "mtg", {"10": "Bb minor\t2\t", "11": "C major\t1\tmaybe A minor",
+                                   "12": "D minor/F major\t2\tmodal", "13": "e minor\t2\tdark"})
+    rows = giantsteps_key(tmp_path, valid_fraction=0.0)
+    assert [(Path(r["path"]).name, r["split"], r["labels"]) for r in rows] == [
+        ("10.LOFI.mp3", "train", "A# minor"), ("13.LOFI.mp3", "train", "E minor"),
+        ("1.LOFI.mp3", "test", "D# major"), ("2.LOFI.mp3", "test", "A minor")]
+
+
 def test_giantsteps_key_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="annotations/key"):
         giantsteps_key(tmp_path)
@@ -229,6 +242,8 @@ def _nsynth(root: Path) -> None:
         folder.mkdir()
         data = {k: {"instrument_family_str": fam, "pitch": p, "velocity": 100} for k, (fam, p) in notes.items()}
         (folder / "examples.json").write_text(json.dumps(data))
+        for note in notes:
+            tone(folder / "audio" / f"{note}.wav")
 
 
 def test_nsynth_targets(tmp_path: Path) -> None:

@@ -201,6 +201,22 @@ def test_giantsteps_mtg_key_hold_out_and_roots(tmp_path):
     assert explicit == rows
 
 
+def test_giantsteps_mtg_key_in_marbles_layout(tmp_path):
+    """MARBLE's data/GS: the two repositories unpacked with their commit suffix, one shared audio/ folder."""
+    root = make_giantsteps(tmp_path)
+    expected = giantsteps_mtg_key(root, valid_fraction=0.0)
+    (root / "audio").mkdir()
+    for name, commit in (("giantsteps-key-dataset", "c8cb8aad"), ("giantsteps-mtg-key-dataset", "fd7b8c58")):
+        for audio in (root / name / "audio").iterdir():
+            audio.rename(root / "audio" / audio.name)
+        (root / name / "audio").rmdir()
+        (root / name).rename(root / f"{name}-{commit}")
+    rows = giantsteps_mtg_key(root, valid_fraction=0.0)
+    assert [(Path(r["path"]).name, r["split"], r["labels"]) for r in rows] == [
+        (Path(r["path"]).name, r["split"], r["labels"]) for r in expected]
+    assert all(Path(r["path"]).parent == root / "audio" for r in rows)
+
+
 def test_giantsteps_mtg_key_errors(tmp_path):
     root = make_giantsteps(tmp_path)
     source = root / "giantsteps-mtg-key-dataset/annotations/annotations.txt"

@@ -93,18 +93,28 @@ def normalise_key(text: str) -> str:
     return f"{_SHARPS[pitch]} {mode}"
 
 
-def giantsteps_items(root: Path) -> list[tuple[str, str]]:
-    """(audio path, key) per ``annotations/key/<id>.key`` in a GiantSteps-style folder, sorted by id."""
+def giantsteps_items(root: Path, audio: Path | None = None) -> list[tuple[str, str]]:
+    """(audio path, key) per ``annotations/key/<id>.key`` in a GiantSteps-style folder, sorted by id.
+
+    A file holds the key (GiantSteps key: ``"C minor"``) or, in GiantSteps-MTG key,
+    ``key<TAB>confidence<TAB>comment``; there only confidence 2 with a single key (no ``/``) is
+    kept, as Korzeniowski & Widmer 2018 and MARBLE do. Audio is ``<audio>/<id>.mp3``, by default
+    ``root/audio``.
+    """
     folder = root / "annotations" / "key"
     files = sorted(folder.glob("*.key"))
     if not files:
         raise FileNotFoundError(f"{folder}: no .key annotation files found")
+    audio = root / "audio" if audio is None else audio
     items = []
     for file in files:
-        text = file.read_text().strip()
+        fields = [f.strip() for f in file.read_text().strip().split("\t")]
+        text = fields[0]
+        if len(fields) > 1 and (fields[1] != "2" or "/" in text):
+            continue
         try:
             key = normalise_key(text)
         except ValueError:
             raise ValueError(f"{file}: unknown key {text!r}; expected e.g. 'C# minor' or 'Eb major'") from None
-        items.append((str(root / "audio" / f"{file.stem}.mp3"), key))
+        items.append((str(audio / f"{file.stem}.mp3"), key))
     return items

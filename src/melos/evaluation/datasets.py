@@ -142,6 +142,9 @@ def giantsteps_key(
 ) -> list[dict]:
     """GiantSteps key (``audio/<id>.LOFI.mp3``, ``annotations/key/<id>.LOFI.key``), keys in mir_eval spelling.
 
+    The MTG key set's ``.key`` files (``key<TAB>confidence<TAB>comment``) are read as
+    `giantsteps_items` does: confidence 2, single keys only.
+
     Standard protocol: GiantSteps key is the test set and GiantSteps-MTG key, if found with the
     same layout under ``root/mtg``, is shuffled by `seed` into train and `valid_fraction` valid.
     Without ``root/mtg`` the GiantSteps files themselves are shuffled by `seed` into test
@@ -161,11 +164,11 @@ def giantsteps_key(
         test, pool = items[:n_test], items[n_test:]
     n_valid = round(len(pool) * valid_fraction)
     splits = {"test": test, "valid": pool[:n_valid], "train": pool[n_valid:]}
-    return [
+    return check_audio([
         {"path": path, "split": split, "labels": key}
         for split in SPLITS
         for path, key in sorted(splits[split])
-    ]
+    ], root / "annotations" / "key")
 
 
 def nsynth(root: Path, target: str = "instrument") -> list[dict]:
@@ -196,7 +199,7 @@ def nsynth(root: Path, target: str = "instrument") -> list[dict]:
                 raise ValueError(f"{source}: example {note_id!r} has no {field!r}")
             path = folder / "audio" / f"{note_id}.wav"
             rows.append({"path": str(path), "split": split, "labels": str(example[field])})
-    return rows
+    return check_audio(rows, root)
 
 
 READERS: dict[str, DatasetReader] = {

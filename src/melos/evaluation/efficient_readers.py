@@ -147,18 +147,36 @@ def giantsteps_mtg_key(
 
     root = Path(root)
     if mtg_root is None:
-        key_root, mtg_root = (root / name for name in _GIANTSTEPS_FOLDERS)
+        key_root, mtg_root = (_giantsteps_folder(root, name) for name in _GIANTSTEPS_FOLDERS)
     else:
         key_root, mtg_root = root, Path(mtg_root)
+    shared = root / "audio"  # MARBLE's layout: one audio folder beside both repositories
     test = [{"path": path, "split": "test", "labels": key, "id": Path(path).name.split(".")[0]}
-            for path, key in giantsteps_items(key_root)]
+            for path, key in giantsteps_items(key_root, _audio_folder(key_root, shared))]
     test = check_audio(test, key_root / "annotations" / "key")
     source = mtg_root / "annotations" / "annotations.txt"
     keys = _mtg_keys(source)
     valid = _hold_out(list(keys), valid_fraction, seed)
-    train = [{"path": str(mtg_root / "audio" / f"{id_}.LOFI.mp3"), "split": "valid" if id_ in valid else "train",
+    mtg_audio = _audio_folder(mtg_root, shared)
+    train = [{"path": str(mtg_audio / f"{id_}.LOFI.mp3"), "split": "valid" if id_ in valid else "train",
               "labels": key, "id": id_} for id_, key in sorted(keys.items(), key=lambda kv: int(kv[0]))]
     return check_audio(train, source) + test
+
+
+def _giantsteps_folder(root: Path, name: str) -> Path:
+    """``root/name``, or the one ``root/name-<commit>`` a repository download unpacks to."""
+    if (root / name).is_dir():
+        return root / name
+    found = sorted(p for p in root.glob(f"{name}-*") if p.is_dir())
+    if len(found) == 1:
+        return found[0]
+    raise FileNotFoundError(f"{root}: no {name}/ folder (nor one {name}-<commit>/)"
+                            + (f"; several match: {', '.join(p.name for p in found)}" if found else ""))
+
+
+def _audio_folder(dataset: Path, shared: Path) -> Path:
+    """The dataset's own ``audio/``, else the shared one beside it."""
+    return dataset / "audio" if (dataset / "audio").is_dir() or not shared.is_dir() else shared
 
 
 def _mtg_keys(source: Path) -> dict[str, str]:
