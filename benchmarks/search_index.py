@@ -1,27 +1,35 @@
-"""Recall and latency of melos search's ANN index against exact search, on generated vectors.
+"""melos search beside FAISS, hnswlib and numpy on the same generated vectors, in one run.
 
-    python benchmarks/search_index.py --rows 100000 --dim 768
-    python benchmarks/search_index.py --rows 1000000 --dim 768 --configs IVF_PQ
+    OMP_NUM_THREADS=1 python benchmarks/search_index.py --rows 100000 --dim 768
+    OMP_NUM_THREADS=1 python benchmarks/search_index.py --rows 1000000 --dim 768 --skip hnswlib,faiss-hnsw-flat
 
 Vectors imitate pooled music embeddings: 1000 clusters whose points vary in a shared
-64-dimensional subspace (variances decaying as 1/i) plus isotropic noise, in `--dim` dimensions.
-They are written in chunks to a melos index folder (the layout `melos index build` writes), the
-ground truth is a brute-force numpy cosine top-10 over held-out queries, and every search goes
-through `VectorIndex.search`, one query at a time (latency = wall time per call, p50/p95).
+64-dimensional subspace (variances decaying as 1/i) plus isotropic noise, in `--dim` dimensions,
+L2-normalised (cosine = inner product). Every engine indexes the same rows; the truth is numpy's
+exact top-10 of held-out queries. For each engine: build time (single process, the threads
+OMP_NUM_THREADS allows), size on disk (the index written to --out), recall@10 against exact,
+p50/p99 latency of one query at a time, and queries/s for the whole query set in one call.
+
+melos goes through its own path: the vectors are written as a `melos embed --format parquet`
+folder (one 1 s window per "file"), `VectorIndex.build` indexes 90% of it, the last 10% is added
+by building again on the grown folder (timed as "add"), and queries go through
+`VectorIndex.search` (metadata fetch included); its batch figure is the same loop.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from melos.search.index import TABLE, IndexInfo, VectorIndex, build_ann
-from melos.search.vectors import normalise, track_schema
+from melos.search.vectors import normalise
 
 N_CLUSTERS, RANK, CHUNK = 1000, 64, 50_000
 
@@ -41,96 +49,211 @@ class Generator:
         return normalise(self.centres[rng.integers(0, N_CLUSTERS, n)] + z + 0.3 * rng.standard_normal((n, self.dim)))
 
 
-def write_index(folder: Path, gen: Generator, rows: int) -> None:
-    import lancedb
-
-    shutil.rmtree(folder, ignore_errors=True)
-    schema = track_schema(gen.dim)
-
-    def batches():
-        for i, start in enumerate(range(0, rows, CHUNK)):
-            x = gen.chunk(i, min(CHUNK, rows - start))
-            yield pa.RecordBatch.from_arrays([pa.array([f"v{start + j}" for j in range(len(x))]),
-                                              pa.array(np.ones(len(x), np.int32)),
-                                              pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), gen.dim)],
-                                             schema=schema)
-
-    folder.mkdir(parents=True)
-    lancedb.connect(folder).create_table(TABLE, pa.RecordBatchReader.from_batches(schema, batches()))
-    IndexInfo("generated", 0, "track", gen.dim, 30.0, 30.0, ann="none").save(folder)
+def vectors(gen: Generator, rows: int) -> np.ndarray:
+    return np.concatenate([gen.chunk(i, min(CHUNK, rows - s)) for i, s in enumerate(range(0, rows, CHUNK))])
 
 
-def ground_truth(gen: Generator, rows: int, queries: np.ndarray, k: int = 10) -> list[list[str]]:
-    """Exact cosine top-k by numpy, chunk by chunk."""
-    best_s = np.full((len(queries), k), -np.inf)
-    best_i = np.zeros((len(queries), k), np.int64)
-    for i, start in enumerate(range(0, rows, CHUNK)):
-        s = queries @ gen.chunk(i, min(CHUNK, rows - start)).T
-        s_all = np.concatenate([best_s, s], 1)
-        i_all = np.concatenate([best_i, start + np.arange(s.shape[1])[None].repeat(len(queries), 0)], 1)
-        top = np.argsort(-s_all, 1)[:, :k]
-        best_s, best_i = np.take_along_axis(s_all, top, 1), np.take_along_axis(i_all, top, 1)
-    return [[f"v{j}" for j in row] for row in best_i]
+def disk_mb(path: Path) -> float:
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    return sum(f.stat().st_size for f in files) / 2**20
 
 
-def measure(index: VectorIndex, queries: np.ndarray, truth: list[list[str]], **kwargs) -> tuple[float, float, float]:
-    """recall@10, p50 and p95 latency (ms) over the queries."""
-    index.search(queries[0], 10, **kwargs)  # warm the caches
-    times, hits = [], 0
-    for q, t in zip(queries, truth):
+@dataclass
+class Row:
+    engine: str
+    setting: str
+    build_s: float
+    disk_mb: float
+    recall: float
+    p50_ms: float
+    p99_ms: float
+    qps: float
+
+    def line(self) -> str:
+        return (f"| {self.engine} | {self.setting} | {self.build_s:.1f} | {self.disk_mb:.0f} | {self.recall:.3f} "
+                f"| {self.p50_ms:.2f} | {self.p99_ms:.2f} | {self.qps:.0f} |")
+
+
+def recall_at(ids: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(a.tolist()) & set(b.tolist())) / truth.shape[1] for a, b in zip(ids, truth)]))
+
+
+def timed(one, batch, queries: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+    """Ids of every query (from `batch`), p50/p99 ms of `one` per query, and batch queries/s."""
+    one(queries[0])  # warm caches
+    times = []
+    for q in queries:
         start = time.perf_counter()
-        got = index.search(q, 10, **kwargs)
+        one(q)
         times.append(1000 * (time.perf_counter() - start))
-        hits += len({h.path for h in got} & set(t))
-    return hits / (10 * len(queries)), float(np.percentile(times, 50)), float(np.percentile(times, 95))
+    start = time.perf_counter()
+    ids = batch(queries)
+    qps = len(queries) / (time.perf_counter() - start)
+    return ids, float(np.percentile(times, 50)), float(np.percentile(times, 99)), qps
+
+
+def numpy_exact(x: np.ndarray, k: int = 10):
+    def one(q):
+        s = x @ q
+        top = np.argpartition(-s, k)[:k]
+        return top[np.argsort(-s[top])]
+
+    def batch(qs):
+        s = qs @ x.T
+        top = np.argpartition(-s, k, axis=1)[:, :k]
+        return np.take_along_axis(top, np.argsort(-np.take_along_axis(s, top, 1), 1), 1)
+    return one, batch
+
+
+def faiss_engine(index, k: int = 10):
+    return (lambda q: index.search(q[None], k)[1][0]), (lambda qs: index.search(qs, k)[1])
+
+
+def run_faiss(name: str, factory: str, x: np.ndarray, queries, truth, out: Path, settings) -> list[Row]:
+    """Build `factory` (inner product) and measure it at each (label, setter) of `settings`."""
+    import faiss
+
+    start = time.perf_counter()
+    index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    if "HNSW" in factory:
+        faiss.downcast_index(index.index if "RFlat" in factory else index).hnsw.efConstruction = 80
+    index.train(x)
+    index.add(x)
+    build = time.perf_counter() - start
+    path = out / f"{name}.faiss"
+    faiss.write_index(index, str(path))
+    rows = []
+    for label, apply in settings:
+        apply(index)
+        ids, p50, p99, qps = timed(*faiss_engine(index), queries)
+        rows.append(Row(name, f"{factory} {label}", build, disk_mb(path), recall_at(ids, truth), p50, p99, qps))
+        print(rows[-1].line(), flush=True)
+    return rows
+
+
+def hnsw_ef(ef: int):
+    import faiss
+
+    return f"efSearch {ef}", lambda index: setattr(faiss.downcast_index(index).hnsw, "efSearch", ef)
+
+
+def ivf_probe(nprobe: int, k_factor: int):
+    import faiss
+
+    def apply(index):
+        faiss.extract_index_ivf(index).nprobe = nprobe
+        faiss.downcast_index(index).k_factor = k_factor
+    return f"nprobe {nprobe}, refine x{k_factor}", apply
+
+
+def run_hnswlib(x: np.ndarray, queries, truth, out: Path, efs) -> list[Row]:
+    import hnswlib
+
+    start = time.perf_counter()
+    index = hnswlib.Index("ip", x.shape[1])
+    index.init_index(len(x), M=16, ef_construction=100)
+    index.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    index.add_items(x)
+    build = time.perf_counter() - start
+    path = out / "hnswlib.bin"
+    index.save_index(str(path))
+    rows = []
+    for ef in efs:
+        index.set_ef(ef)
+        ids, p50, p99, qps = timed(lambda q: index.knn_query(q, 10)[0], lambda qs: index.knn_query(qs, 10)[0], queries)
+        rows.append(Row("hnswlib", f"M 16, ef_construction 100, ef {ef}", build, disk_mb(path),
+                        recall_at(ids, truth), p50, p99, qps))
+        print(rows[-1].line(), flush=True)
+    return rows
+
+
+def write_parts(folder: Path, x: np.ndarray, start: int, part: int) -> None:
+    """Rows `x` as a melos embed parquet part: file v<i>, one 1 s window each, layer 0."""
+    (folder / "parquet").mkdir(parents=True, exist_ok=True)
+    meta = {b"model": b"generated", b"window": b"1.0", b"hop": b"1.0", b"layers": b"0", b"pool": b"mean"}
+    table = pa.table({"path": pa.array([f"v{start + i}" for i in range(len(x))]),
+                      "window": pa.array(np.zeros(len(x), np.int32)), "start": pa.array(np.zeros(len(x))),
+                      "layer_0": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])})
+    pq.write_table(table.replace_schema_metadata(meta), folder / "parquet" / f"part-{part:05d}.parquet")
+
+
+def run_melos(x: np.ndarray, queries, truth, out: Path, efs) -> list[Row]:
+    from melos.search import VectorIndex
+
+    emb, folder = out / "melos-emb", out / "melos.index"
+    shutil.rmtree(emb, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    first = int(0.9 * len(x))
+    write_parts(emb, x[:first], 0, 0)
+    start = time.perf_counter()
+    VectorIndex.build(folder, emb, 0, "window")
+    build = time.perf_counter() - start
+    write_parts(emb, x[first:], first, 1)
+    start = time.perf_counter()
+    index, report = VectorIndex.build(folder, emb, 0, "window")
+    add = time.perf_counter() - start
+    assert report.incremental and len(index) == len(x), "the second build should have added the last 10%"
+    print(f"melos: build of {first} rows {build:.1f} s, incremental add of {len(x) - first} rows {add:.1f} s "
+          f"({index.info.ann_built or 'exact'})", flush=True)
+    index = VectorIndex.open(folder)  # loaded from disk, as `melos search` does
+    rows = []
+
+    def ids_of(hits):
+        return np.array([int(h.path[1:]) for h in hits])
+
+    for label, kwargs in [("exact", {"exact": True}), *((f"HNSW32,SQ8 ef {ef}, refine x4", {"ef": ef}) for ef in efs)]:
+        def one(q, kwargs=kwargs):
+            return ids_of(index.search(q, 10, **kwargs))
+        ids, p50, p99, qps = timed(one, lambda qs, one=one: np.stack([one(q) for q in qs]), queries)
+        rows.append(Row("melos", label, build, disk_mb(folder), recall_at(ids, truth), p50, p99, qps))
+        print(rows[-1].line(), flush=True)
+    return rows
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--dim", type=int, default=768, help="vector width (at least 64)")
-    p.add_argument("--queries", type=int, default=100)
-    p.add_argument("--exact-queries", type=int, default=20, help="queries timed for exact (flat) LanceDB search")
-    p.add_argument("--configs", default="IVF_PQ,IVF_HNSW_SQ", help="ANN index types to build")
-    p.add_argument("--nprobes", default="8,32", help="partitions searched per query")
-    p.add_argument("--refine", default="0,10", help="refine factors (0: none)")
-    p.add_argument("--ef", default="0", help="HNSW search ef values (0: LanceDB's default)")
-    p.add_argument("--partitions", type=int, help="IVF partitions (default: sqrt(rows), as melos index builds)")
-    p.add_argument("--reuse", action="store_true", help="keep the vectors an earlier run wrote to --out")
+    p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--ef", default="256,768", help="HNSW search candidates (faiss efSearch, hnswlib ef, melos ef)")
+    p.add_argument("--nlist", type=int, help="IVF lists (default 4 sqrt(rows))")
+    p.add_argument("--skip", default="", help="engines to leave out: numpy,faiss-flat,faiss-hnsw-flat,"
+                                              "faiss-hnsw-sq8,faiss-ivfpq,hnswlib,melos")
     p.add_argument("--out", default="/tmp/melos-search-bench")
     args = p.parse_args()
 
+    skip = set(args.skip.split(","))
+    efs = [int(e) for e in args.ef.split(",")]
+    out = Path(args.out) / f"n{args.rows}-d{args.dim}"
+    out.mkdir(parents=True, exist_ok=True)
     gen = Generator(args.dim)
-    folder = Path(args.out) / f"n{args.rows}-d{args.dim}"
-    if not (args.reuse and (folder / TABLE).with_suffix(".lance").is_dir()):
-        start = time.perf_counter()
-        write_index(folder, gen, args.rows)
-        print(f"wrote {args.rows} x {args.dim} vectors in {time.perf_counter() - start:.1f} s -> {folder}")
-    queries = Generator(args.dim).chunk(10**6, args.queries)  # held out: a chunk id no index uses
     start = time.perf_counter()
-    truth = ground_truth(gen, args.rows, queries)
-    print(f"numpy exact top-10 for {args.queries} queries: {time.perf_counter() - start:.1f} s")
-    index = VectorIndex.open(folder)
-    index.info.ann_built = None
-    n_exact = min(args.exact_queries, args.queries)
-    recall, p50, p95 = measure(index, queries[:n_exact], truth[:n_exact], exact=True)
-    print("| index | build s | nprobes | ef | refine | recall@10 | p50 ms | p95 ms |")
+    x = vectors(gen, args.rows)
+    queries = Generator(args.dim).chunk(10**6, args.queries)  # held out: a chunk id no index uses
+    print(f"generated {args.rows} x {args.dim} in {time.perf_counter() - start:.1f} s; "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}", flush=True)
+    truth = numpy_exact(x)[1](queries)
+    print("| engine | setting | build s | disk MB | recall@10 | p50 ms | p99 ms | batch q/s |")
     print("|---|---|---|---|---|---|---|---|")
-    print(f"| exact (flat scan) | - | - | - | - | {recall:.3f} | {p50:.1f} | {p95:.1f} |", flush=True)
-    for kind in args.configs.split(","):
-        start = time.perf_counter()
-        settings = build_ann(index.table, kind, args.dim, num_partitions=args.partitions)
-        build = time.perf_counter() - start
-        index.info.ann_built = settings
-        label = f"{kind} ({settings['num_partitions']} partitions" + (
-            f", {settings['num_sub_vectors']} sub-vectors)" if "num_sub_vectors" in settings else ")")
-        grid = [(n, e, r) for n in map(int, args.nprobes.split(",")) for e in map(int, args.ef.split(","))
-                for r in map(int, args.refine.split(","))]
-        for nprobes, ef, refine in grid:
-            recall, p50, p95 = measure(index, queries, truth, nprobes=nprobes, refine_factor=refine or None,
-                                       ef=ef or None)
-            print(f"| {label} | {build:.0f} | {nprobes} | {ef or '-'} | {refine or '-'} | {recall:.3f} | {p50:.1f} "
-                  f"| {p95:.1f} |", flush=True)
+    if "numpy" not in skip:
+        np.save(out / "numpy.npy", x)
+        ids, p50, p99, qps = timed(*numpy_exact(x), queries)
+        print(Row("numpy", "exact (x @ q, argpartition)", 0.0, disk_mb(out / "numpy.npy"), recall_at(ids, truth),
+                  p50, p99, qps).line(), flush=True)
+    if "faiss-flat" not in skip:
+        run_faiss("faiss-flat", "Flat", x, queries, truth, out, [("exact", lambda index: None)])
+    if "faiss-hnsw-flat" not in skip:
+        run_faiss("faiss-hnsw-flat", "HNSW32,Flat", x, queries, truth, out, [hnsw_ef(e) for e in efs])
+    if "faiss-hnsw-sq8" not in skip:
+        run_faiss("faiss-hnsw-sq8", "HNSW32,SQ8", x, queries, truth, out, [hnsw_ef(e) for e in efs])
+    if "faiss-ivfpq" not in skip:
+        nlist = args.nlist or int(4 * np.sqrt(args.rows))
+        run_faiss("faiss-ivfpq", f"IVF{nlist},PQ{args.dim // 8}x4fs,RFlat", x, queries, truth, out,
+                  [ivf_probe(n, f) for n, f in ((32, 10), (128, 50))])
+    if "hnswlib" not in skip:
+        run_hnswlib(x, queries, truth, out, efs)
+    if "melos" not in skip:
+        run_melos(x, queries, truth, out, efs)
 
 
 if __name__ == "__main__":

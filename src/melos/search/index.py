@@ -1,22 +1,23 @@
-"""The on-disk vector index: a LanceDB table of unit vectors plus `melos-index.json`.
+"""The on-disk vector index: a LanceDB table of unit vectors and metadata, the search engine's
+files beside it, and `melos-index.json`.
 
     INDEX/
-      melos-index.json   model, layer, level, dim, window settings, metric, ANN settings (IndexInfo)
-      vectors.lance/     the LanceDB table: path, window + start (or n_windows), vector, manifest columns
+      melos-index.json   model, layer, level, dim, window settings, rows, ANN settings (IndexInfo)
+      vectors.lance/     the LanceDB table: row, path, window + start (or n_windows), vector,
+                         manifest columns (filtered with SQL)
+      vectors.f32        the same unit vectors, row by row, memory-mapped for search (engine.py)
+      hnsw.faiss         the FAISS HNSW graph, from ANN_MIN_ROWS rows on
 
-LanceDB stores the table in columnar files and searches it from disk, so an index can be larger
-than memory. Small tables are searched exactly (a flat scan); from ANN_MIN_ROWS rows on, an
-IVF_HNSW_SQ index is built (sqrt(rows) partitions, an HNSW graph of 8-bit vectors in each); a
-query searches a quarter of the partitions (at least MIN_PROBES) and re-ranks `REFINE_FACTOR x k`
-candidates with the full vectors. These settings come from benchmarks/search_index.py (recall@10
-0.98 against exact search at 10^5 and 10^6 generated 768-d vectors, docs/benchmarks.md). The
-score is the cosine similarity, 1 - LanceDB's cosine distance, in [-1, 1].
+A query is a BLAS product over the memory-mapped vectors (exact) or an HNSW search re-ranked
+with them (approximate); a `--where` filter is evaluated by LanceDB first and restricts the
+search to the rows that pass, so a filtered query returns k results whenever k rows pass. The
+matched rows' metadata is then read from the table by row number. The score is the cosine
+similarity in [-1, 1]; the distance is 1 - score.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -26,18 +27,16 @@ import numpy as np
 import pyarrow as pa
 
 from ..utils.atomic import atomic_dir, write_text
+from . import engine
 from .columns import ManifestColumns, read_columns
-from .vectors import LEVELS, file_names, open_folder, read_batches
+from .vectors import LEVELS, default_layer, file_names, open_folder, read_batches
 
 os.environ.setdefault("LANCEDB_LOG", "error")  # else lance logs a warning for every table it creates
 
 INFO = "melos-index.json"
 TABLE = "vectors"
-ANN_MIN_ROWS = 50_000  # a flat scan of 50,000 x 768 takes a few hundred ms on 2 cores
-ANN_TYPES = ("IVF_HNSW_SQ", "IVF_PQ")
-# partitions a query searches: recall@10 0.98 with 128 of 316 at 10^5 rows, 256 of 1000 at 10^6
-PROBE_FRACTION, MIN_PROBES = 0.25, 128
-REFINE_FACTOR = 10
+VERSION = 2  # 1: LanceDB's own IVF indexes, no vectors.f32 (rebuild such an index)
+ANN_CHOICES = ("auto", "none", "hnsw")
 
 
 @dataclass
@@ -51,8 +50,9 @@ class IndexInfo:
         dim: vector width H.
         window, hop: seconds, as embedded.
         embed: the embed run's metadata (sample rate, pooling, ...).
-        ann: "auto", "none" or an index type in ANN_TYPES.
-        ann_built: the ANN index's type, settings and default `nprobes` once built, else None.
+        ann: "auto" (HNSW from engine.ANN_MIN_ROWS rows), "none" (always exact) or "hnsw".
+        ann_built: the HNSW graph's settings once built, else None.
+        rows: rows in the table, the vectors file and the graph.
     """
 
     model: str
@@ -65,7 +65,8 @@ class IndexInfo:
     ann: str = "auto"
     ann_built: dict | None = None
     metric: str = "cosine"
-    version: int = 1
+    rows: int = 0
+    version: int = VERSION
 
     def save(self, folder: Path) -> None:
         write_text(folder / INFO, json.dumps(asdict(self), indent=2) + "\n")
@@ -75,29 +76,44 @@ class IndexInfo:
         path = folder / INFO
         if not path.is_file():
             raise FileNotFoundError(f"{folder}: not a melos index (no {INFO}); make one with `melos index build`")
-        return cls(**json.loads(path.read_text()))
+        try:
+            info = cls(**json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError) as err:
+            raise ValueError(f"{path}: unreadable ({err}); rebuild the index with `melos index build`") from None
+        if info.version != VERSION:
+            raise ValueError(f"{folder}: index format {info.version}, this melos reads {VERSION}; rebuild it with "
+                             f"`melos index build`")
+        return info
 
 
 @dataclass
 class AddReport:
-    """What a build or an add did: rows written, files skipped as already indexed, manifest join."""
+    """What a build or an add did: rows written, files skipped as already indexed, manifest join.
+    `incremental` is True when a build found the index and added only the new files."""
 
     n_rows: int = 0
     n_files: int = 0
     n_skipped_files: int = 0
     n_unmatched_files: int = 0
     dropped_columns: list[str] = field(default_factory=list)
+    incremental: bool = False
 
 
 @dataclass
 class Hit:
-    """One search result. `start` and `window` are None for a track-level index."""
+    """One search result. `start`, `end` (seconds) and `window` are None for a track-level index."""
 
     path: str
     score: float
     start: float | None
     window: int | None
     columns: dict
+    end: float | None = None
+
+    @property
+    def distance(self) -> float:
+        """Cosine distance, 1 - score (0 = same direction, 2 = opposite)."""
+        return 1.0 - self.score
 
 
 def _lancedb():
@@ -107,11 +123,23 @@ def _lancedb():
 
 
 class VectorIndex:
-    """An index folder, opened. Build with `create`, open with `open`, then `add` and `search`."""
+    """An index folder, opened. Build with `create` (or `build`, which adds to an existing index),
+    open with `open`, then `add` and `search`."""
 
     def __init__(self, folder: Path, info: IndexInfo):
         self.folder, self.info = folder, info
-        self.table = _lancedb().connect(folder).open_table(TABLE)
+        self._metadata: pa.Table | None = None
+        try:
+            self.table = _lancedb().connect(folder).open_table(TABLE)
+            n = self.table.count_rows()
+        except Exception as err:  # lance raises assorted errors for a missing or damaged table
+            raise ValueError(f"{folder / (TABLE + '.lance')}: unreadable LanceDB table "
+                             f"({str(err).strip().splitlines()[0][:200]}); rebuild with `melos index build`") from None
+        if n != info.rows:
+            raise ValueError(f"{folder}: the table holds {n} rows, {INFO} {info.rows}; the index is corrupt "
+                             f"(an interrupted add?), rebuild it with `melos index build`")
+        self.vectors = engine.open_vectors(folder, info.dim, n)
+        self.ann = engine.load_hnsw(folder, n) if info.ann_built else None
 
     @classmethod
     def open(cls, folder: str | Path) -> "VectorIndex":
@@ -119,43 +147,75 @@ class VectorIndex:
         return cls(folder, IndexInfo.load(folder))
 
     @classmethod
-    def create(cls, folder: str | Path, emb_dir: str | Path, layer: int, level: str = "track",
+    def build(cls, folder: str | Path, emb_dir: str | Path, layer: int | None = None, level: str = "track",
+              manifest: str | Path | None = None, ann: str = "auto",
+              rebuild: bool = False) -> tuple["VectorIndex", AddReport]:
+        """`create`, or, when `folder` already indexes this layer of the same embedding run and
+        every file it holds is still in `emb_dir`, `add` only the new files (the same rows a
+        full rebuild would give). `rebuild` always starts over."""
+        folder = Path(folder).expanduser()
+        source = open_folder(emb_dir, layer)
+        layer = source.layer
+        if not rebuild and (folder / INFO).is_file():
+            try:
+                index = cls.open(folder)
+            except (OSError, ValueError):
+                index = None  # damaged or older: rebuilt below
+            if index is not None and index._same_run(source, layer, level, ann) and \
+                    index.paths() <= set(file_names(source)):
+                report = index.add(emb_dir, manifest)
+                report.incremental = True
+                return index, report
+        return cls.create(folder, emb_dir, layer, level, manifest, ann)
+
+    @classmethod
+    def create(cls, folder: str | Path, emb_dir: str | Path, layer: int | None = None, level: str = "track",
                manifest: str | Path | None = None, ann: str = "auto") -> tuple["VectorIndex", AddReport]:
-        """Index layer `layer` of the embeddings in `emb_dir` into a new `folder` (replaced atomically)."""
+        """Index layer `layer` (None: `vectors.default_layer`) of the embeddings in `emb_dir` into
+        a new `folder` (replaced atomically)."""
         if level not in LEVELS:
             raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-        if ann not in ("auto", "none", *ANN_TYPES):
-            raise ValueError(f"ann must be auto, none or one of {ANN_TYPES}, got {ann!r}")
+        if ann not in ANN_CHOICES:
+            raise ValueError(f"ann must be one of {ANN_CHOICES}, got {ann!r}")
         folder = Path(folder).expanduser()
         if folder.exists() and not (folder / INFO).is_file() and (folder.is_file() or any(folder.iterdir())):
             raise ValueError(f"{folder}: exists and is not a melos index; refusing to replace it")
         source = open_folder(emb_dir, layer)
         meta = source.metadata
         window = float(meta.get("window", "nan"))
-        info = IndexInfo(model_source(meta.get("model", "unknown")), layer, level, source.dim, window,
+        info = IndexInfo(model_source(meta.get("model", "unknown")), source.layer, level, source.dim, window,
                          float(meta.get("hop", window)), meta, ann)
         columns = read_columns(manifest) if manifest else None
         names = file_names(source)
         report = _plan(names, columns, manifest, emb_dir)
         with atomic_dir(folder) as tmp:
-            batches = _with_columns(read_batches(source, layer, level), names, columns, report)
+            batches = _rows(_with_columns(read_batches(source, info.layer, level), names, columns, report), tmp, 0)
             first = next(batches, None)
             if first is None:
                 raise ValueError(f"{emb_dir}: no embeddings to index")
             reader = pa.RecordBatchReader.from_batches(first.schema, _chain(first, batches))
             table = _lancedb().connect(tmp).create_table(TABLE, reader)
-            info.ann_built = _maybe_build_ann(table, info)
+            info.rows = table.count_rows()
+            info.ann_built = _maybe_build_ann(tmp, info)
             info.save(tmp)
         return cls(folder, info), report
 
+    def _same_run(self, source, layer: int, level: str, ann: str) -> bool:
+        i = self.info
+        return (layer, level, ann, source.dim) == (i.layer, i.level, i.ann, i.dim) and \
+            model_source(source.metadata.get("model", "unknown")) == i.model and \
+            str(float(source.metadata.get("window", "nan"))) == str(i.window)
+
     def __len__(self) -> int:
-        return self.table.count_rows()
+        return self.info.rows
 
     def paths(self) -> set[str]:
         return set(self.table.search().select(["path"]).limit(None).to_arrow().column("path").to_pylist())
 
     def add(self, emb_dir: str | Path, manifest: str | Path | None = None) -> AddReport:
-        """Append the files of `emb_dir` that the index does not hold yet (by path)."""
+        """Append the files of `emb_dir` that the index does not hold yet (by path): their vectors
+        to the vectors file and the HNSW graph (or a graph is built once the index reaches
+        engine.ANN_MIN_ROWS), their rows to the table."""
         source = open_folder(emb_dir, self.info.layer)
         for key, want in (("model", self.info.model), ("window", str(self.info.window)), ("hop", str(self.info.hop))):
             have = source.metadata.get(key)
@@ -171,32 +231,50 @@ class VectorIndex:
         names = {p: n for p, n in every.items() if p not in indexed}
         report = _plan(names, columns, manifest, emb_dir)
         report.n_skipped_files = len(every) - len(names)
-        if names:
-            schema = self.table.schema
-            batches = _with_columns(read_batches(source, self.info.layer, self.info.level, skip=indexed), names,
-                                    columns, report)
-            self.table.add(pa.RecordBatchReader.from_batches(schema, (_conform(b, schema, report) for b in batches)))
-            if self.info.ann_built:
-                self.table.optimize()  # puts the new rows into the ANN index's partitions
-            else:
-                self.info.ann_built = _maybe_build_ann(self.table, self.info)
-            self.info.save(self.folder)
+        if not names:
+            return report
+        n = self.info.rows
+        with open(self.folder / engine.VECTORS, "r+b") as f:
+            f.truncate(4 * self.info.dim * n)  # drop what an interrupted add may have left
+        schema = self.table.schema
+        batches = _with_columns(read_batches(source, self.info.layer, self.info.level, skip=indexed), names,
+                                columns, report)
+        self.table.add(pa.RecordBatchReader.from_batches(
+            schema, _rows((_conform(b, schema, report) for b in batches), self.folder, n)))
+        rows = self.table.count_rows()
+        self._metadata = None
+        self.vectors = engine.open_vectors(self.folder, self.info.dim, rows)
+        if self.ann is not None:
+            self.ann = engine.build_hnsw(self.vectors, n, self.ann)
+            engine.save_hnsw(self.ann, self.folder)
+            self.info.ann_built["rows"] = rows
+        self.info.rows = rows
+        if self.ann is None:
+            self.info.ann_built = _maybe_build_ann(self.folder, self.info)
+            self.ann = engine.load_hnsw(self.folder, rows) if self.info.ann_built else None
+        self.info.save(self.folder)
         return report
 
+    def rows_where(self, where: str) -> np.ndarray:
+        """Row numbers passing the SQL filter `where`, ascending."""
+        try:
+            table = self.table.search().where(where).select(["row"]).limit(None).to_arrow()
+        except Exception as err:  # lance reports a bad filter as a generic error with a long plan dump
+            raise ValueError(f"--where {where!r}: {str(err).splitlines()[0][:300]}") from None
+        return np.sort(table.column("row").to_numpy().astype(np.int64))
+
     def search(self, vector: np.ndarray, k: int = 10, where: str | None = None, exact: bool = False,
-               nprobes: int | None = None, refine_factor: int | None = REFINE_FACTOR,
-               ef: int | None = None) -> list[Hit]:
+               ef: int | None = None, refine: int = engine.REFINE) -> list[Hit]:
         """The `k` rows most cosine-similar to `vector` [H] (normalised here), best first.
 
         Args:
-            where: an SQL filter on the metadata columns, e.g. "culture = 'makam'"; applied
-                before the vector search, so an exact search returns `k` rows whenever `k` rows
-                pass it (an ANN search may return fewer under a narrow filter).
-            exact: scan every vector even when an ANN index exists.
-            nprobes, refine_factor: ANN settings (ignored by a flat scan): partitions searched
-                (None: the index's default, a quarter of them, at least MIN_PROBES), and
-                candidates re-ranked with the full vectors per result (None: none).
-            ef: candidates an HNSW graph search keeps (None: LanceDB's default).
+            where: an SQL filter on the metadata columns, e.g. "culture = 'makam'"; evaluated
+                first, the search then runs over the rows that pass, so `k` rows come back
+                whenever `k` rows pass (exactly when fewer than engine.FILTER_ANN_FRACTION of
+                the rows pass, else through the graph with the others masked out).
+            exact: scan every vector even when an HNSW graph exists.
+            ef, refine: HNSW candidates kept (None: engine.EF_SEARCH) and candidates per result
+                re-ranked with the full vectors.
         """
         vector = np.asarray(vector, dtype=np.float64).reshape(-1)
         if vector.shape[0] != self.info.dim:
@@ -205,29 +283,40 @@ class VectorIndex:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         norm = np.linalg.norm(vector)
-        vector = (vector / (norm if norm > 0 else 1.0)).astype(np.float32)
-        names = [n for n in self.table.schema.names if n != "vector"]
-        query = self.table.search(vector, vector_column_name="vector").distance_type("cosine").limit(k)
-        query = query.select([*names, "_distance"])
-        if where:
-            query = query.where(where, prefilter=True)
-        if exact or not self.info.ann_built:
-            query = query.bypass_vector_index()
+        q = (vector / (norm if norm > 0 else 1.0)).astype(np.float32)
+        rows = self.rows_where(where) if where else None
+        if rows is not None and len(rows) == 0:
+            return []
+        narrow = rows is not None and len(rows) < engine.FILTER_ANN_FRACTION * len(self.vectors)
+        if exact or self.ann is None or narrow:
+            match = engine.exact(self.vectors, q, k, rows)
         else:
-            query = query.nprobes(nprobes or self.info.ann_built["nprobes"])
-            if ef:
-                query = query.ef(ef)
-            if refine_factor:
-                query = query.refine_factor(refine_factor)
-        try:
-            rows = query.to_arrow().to_pylist()
-        except Exception as err:  # lance reports a bad filter as a generic error with a long plan dump
-            if where:
-                raise ValueError(f"--where {where!r}: {str(err).splitlines()[0][:300]}") from None
-            raise
+            match = engine.approximate(self.ann, self.vectors, q, k, ef, refine, rows)
+        return self._hits(match)
+
+    def metadata(self) -> pa.Table:
+        """Every column but the vectors, in row order; read from the table once, then kept (a few
+        dozen bytes a row), so a result's metadata costs an in-memory take, not a disk read."""
+        if self._metadata is None:
+            names = [n for n in self.table.schema.names if n != "vector"]
+            table = self.table.search().select(names).limit(None).to_arrow().sort_by("row")
+            if not np.array_equal(table.column("row").to_numpy(), np.arange(self.info.rows)):
+                raise ValueError(f"{self.folder}: the table's row numbers are not 0..{self.info.rows - 1}; the "
+                                 f"index is corrupt, rebuild it with `melos index build`")
+            self._metadata = table.drop_columns(["row"])
+        return self._metadata
+
+    def _hits(self, match: engine.Match) -> list[Hit]:
+        """The table rows of `match`, in its order, as hits."""
+        if not len(match.rows):
+            return []
         window = self.info.level == "window"
-        return [Hit(r.pop("path"), 1.0 - r.pop("_distance"), r.pop("start") if window else None,
-                    r.pop("window") if window else None, r) for r in rows]
+        hits = []
+        for r, score in zip(self.metadata().take(pa.array(match.rows)).to_pylist(), match.scores.tolist()):
+            start = r.pop("start") if window else None
+            hits.append(Hit(r.pop("path"), float(score), start, r.pop("window") if window else None, r,
+                            None if start is None else start + self.info.window))
+        return hits
 
 
 def model_source(model: str) -> str:
@@ -240,6 +329,21 @@ def model_source(model: str) -> str:
 def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     yield first
     yield from rest
+
+
+def _rows(batches: Iterator[pa.RecordBatch], folder: Path, start: int) -> Iterator[pa.RecordBatch]:
+    """Each batch with its row numbers (from `start`) as a first `row` column, its vectors
+    appended to the folder's vectors file on the way."""
+    n = start
+    for batch in batches:
+        if "row" in batch.schema.names:
+            batch = batch.drop_columns(["row"])
+        vectors = batch.column("vector")
+        engine.append_vectors(folder, vectors.flatten().to_numpy(zero_copy_only=False).reshape(len(batch), -1))
+        rows = pa.array(np.arange(n, n + len(batch), dtype=np.int64))
+        n += len(batch)
+        yield pa.RecordBatch.from_arrays([rows, *batch.columns],
+                                         schema=pa.schema([pa.field("row", pa.int64()), *batch.schema]))
 
 
 def _plan(names: dict[str, str | None], columns: ManifestColumns | None, manifest, emb_dir) -> AddReport:
@@ -263,12 +367,16 @@ def _with_columns(batches: Iterator[pa.RecordBatch], names: dict[str, str | None
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema, report: AddReport) -> pa.RecordBatch:
-    """`batch` with the table's columns: missing ones null, extra ones dropped (and reported)."""
+    """`batch` with the table's columns but `row` (added by `_rows`): missing ones null, extra
+    ones dropped (and reported)."""
     for name in batch.schema.names:
         if name not in schema.names and name not in report.dropped_columns:
             report.dropped_columns.append(name)
-    arrays = []
+    arrays, fields = [], []
     for f in schema:
+        if f.name == "row":
+            continue
+        fields.append(f)
         if f.name not in batch.schema.names:
             arrays.append(pa.nulls(batch.num_rows, f.type))
             continue
@@ -277,44 +385,14 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, report: AddReport) -> pa.
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise ValueError(f"manifest column {f.name!r} has type {batch.schema.field(f.name).type}, "
                              f"the index's is {f.type}") from None
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def _maybe_build_ann(table, info: IndexInfo) -> dict | None:
-    """Build the ANN index the settings call for at the table's size; its settings, or None."""
-    n = table.count_rows()
-    if info.ann == "none" or (info.ann == "auto" and n < ANN_MIN_ROWS):
+def _maybe_build_ann(folder: Path, info: IndexInfo) -> dict | None:
+    """Build the HNSW graph the settings call for at the index's size; its settings, or None."""
+    if info.ann == "none" or (info.ann == "auto" and info.rows < engine.ANN_MIN_ROWS):
         return None
-    return build_ann(table, ANN_TYPES[0] if info.ann == "auto" else info.ann, info.dim)
-
-
-def build_ann(table, kind: str, dim: int, num_partitions: int | None = None,
-              num_sub_vectors: int | None = None) -> dict:
-    """Build (or replace) an ANN index of type `kind` over the table's vectors; returns its settings.
-
-    Partitions default to sqrt(rows) (about sqrt(rows) vectors each); PQ sub-vectors to one per
-    8 dimensions (96 bytes a vector at width 768)."""
-    from lancedb.index import IvfHnswSq, IvfPq
-
-    n = table.count_rows()
-    settings = {"index_type": kind, "num_partitions": num_partitions or max(1, round(math.sqrt(n)))}
-    if kind == "IVF_PQ":
-        settings["num_sub_vectors"] = num_sub_vectors or _sub_vectors(dim)
-        config = IvfPq(distance_type="cosine", num_partitions=settings["num_partitions"],
-                       num_sub_vectors=settings["num_sub_vectors"])
-    elif kind == "IVF_HNSW_SQ":
-        config = IvfHnswSq(distance_type="cosine", num_partitions=settings["num_partitions"])
-    else:
-        raise ValueError(f"unknown ANN index type {kind!r} (one of {ANN_TYPES})")
-    table.create_index("vector", config=config)
-    partitions = settings["num_partitions"]
-    nprobes = min(partitions, max(MIN_PROBES, math.ceil(PROBE_FRACTION * partitions)))
-    return {**settings, "rows": n, "nprobes": nprobes}
-
-
-def _sub_vectors(dim: int) -> int:
-    """PQ sub-vectors of 8 dimensions where the width allows (768 -> 96), else the largest divisor <= dim / 8."""
-    for n in range(max(1, dim // 8), 0, -1):
-        if dim % n == 0:
-            return n
-    return 1
+    index = engine.build_hnsw(engine.open_vectors(folder, info.dim, info.rows))
+    engine.save_hnsw(index, folder)
+    return {"engine": "faiss", "index_type": f"HNSW{engine.HNSW_M},SQ8", "m": engine.HNSW_M,
+            "ef_construction": engine.EF_CONSTRUCTION, "rows": info.rows}

@@ -41,6 +41,8 @@ class EmbedFolder:
         files: safetensors: (source path, output file) per embedded file; parquet: part files.
         metadata: the embed run's metadata (model, sample_rate, window, hop, pool, ...).
         dim: H, the width of the layer.
+        layer: the layer opened.
+        layers: every layer embedded.
     """
 
     folder: Path
@@ -48,6 +50,18 @@ class EmbedFolder:
     files: list[tuple[str, Path]]
     metadata: dict[str, str]
     dim: int
+    layer: int = 0
+    layers: tuple[int, ...] = ()
+
+
+def default_layer(layers: list[int]) -> int:
+    """The layer indexed when none is named: the middle of the embedded ones, the lower of two
+    middles: layer 6 of MERT-95M's 13 hidden states or of `--layers 6,12`, the layer the README's
+    examples index (the last layers of a masked-prediction encoder lean towards its pre-training
+    targets; which layer retrieves best depends on the model and is worth checking with
+    benchmarks/search_precision.py)."""
+    layers = sorted(layers)
+    return layers[(len(layers) - 1) // 2]
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -57,8 +71,9 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
 
 
-def open_folder(folder: str | Path, layer: int) -> EmbedFolder:
-    """Find what `folder` holds and check that `layer` is in it; errors are one line."""
+def open_folder(folder: str | Path, layer: int | None = None) -> EmbedFolder:
+    """Find what `folder` holds and check that `layer` (None: `default_layer`) is in it; errors
+    are one line."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such embedding folder (expected melos embed output)")
@@ -70,18 +85,21 @@ def open_folder(folder: str | Path, layer: int) -> EmbedFolder:
     if first.suffix == ".parquet":
         schema = pq.read_schema(first)
         metadata = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
+        have = sorted(int(n[6:]) for n in schema.names if n.startswith("layer_") and n[6:].isdigit())
+        layer = default_layer(have) if layer is None and have else layer
         column = f"layer_{layer}"
         if column not in schema.names:
-            have = sorted(int(n[6:]) for n in schema.names if n.startswith("layer_") and n[6:].isdigit())
             raise ValueError(f"{first}: layer {layer} was not embedded (layers here: {have})")
-        return EmbedFolder(folder, "parquet", files, metadata, schema.field(column).type.list_size)
+        return EmbedFolder(folder, "parquet", files, metadata, schema.field(column).type.list_size, layer,
+                           tuple(have))
     with safe_open(first, framework="pt") as f:
         metadata = f.metadata() or {}
         layers = f.get_tensor("layers").tolist()
         dim = f.get_slice("embeddings").get_shape()[-1]
+    layer = default_layer(layers) if layer is None else layer
     if layer not in layers:
         raise ValueError(f"{first}: layer {layer} was not embedded (layers here: {layers})")
-    return EmbedFolder(folder, "safetensors", files, metadata, dim)
+    return EmbedFolder(folder, "safetensors", files, metadata, dim, layer, tuple(layers))
 
 
 def _embedded_files(folder: Path) -> list[tuple[str, Path]]:
