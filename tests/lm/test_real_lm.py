@@ -249,11 +249,11 @@ def test_cli_max_new_tokens_and_coco_metrics(data, tmp_path, monkeypatch, capsys
 
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert main(["lm", "eval", str(folder), str(data / "captions.jsonl"), "--task", "caption", "--coco",
-                 "--no-progress"]) == 2
+                 "--no-progress", "--feature-cache", str(tmp_path / "cache")]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # earlier lines: the first run's loading bars
     assert last.startswith("melos: error:") and "METEOR needs Java" in last
     assert main(["lm", "eval", str(folder), str(data / "captions.jsonl"), "--max-new-tokens", "0",
-                 "--no-progress"]) == 2
+                 "--no-progress", "--feature-cache", str(tmp_path / "cache")]) == 2
 
 
 def test_training_resumes_from_the_trainable_only_checkpoint(data, tmp_path, monkeypatch):
