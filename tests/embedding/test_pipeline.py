@@ -171,6 +171,21 @@ def test_cli_embed_exit_status_and_help(tmp_path, music, encoder, capsys):
     assert exit_.value.code == 0 and "--skip-existing" in capsys.readouterr().out
 
 
+def test_cli_embed_with_a_preset_repeats_and_seed_changes_it(tmp_path, music, capsys):
+    from safetensors.torch import load_file
+
+    def run(name: str, *seed: str) -> torch.Tensor:
+        assert main(["embed", "--model", "mert-tiny", "--input", str(music / "a.wav"), "--out", str(tmp_path / name),
+                     "--window", "1", "--no-progress", *seed]) == 0
+        return load_file(tmp_path / name / "a.wav.safetensors")["embeddings"]
+
+    first, again, other = run("one"), run("two"), run("three", "--seed", "1")
+    assert torch.equal(first, again) and not torch.allclose(first, other)
+    with pytest.raises(SystemExit):
+        main(["embed", "--help"])
+    assert "random weights" in capsys.readouterr().out
+
+
 def test_unexpected_decoder_error_costs_one_file(tmp_path, music, encoder, monkeypatch):
     from melos.embedding import pipeline
 

@@ -294,3 +294,18 @@ def test_feature_grad_mult_scales_only_the_front_end_gradient():
                        model.feature_projection.projection.weight.grad.clone())
     torch.testing.assert_close(grads[0.1][0], 0.1 * grads[1.0][0], rtol=1e-3, atol=1e-6 * grads[1.0][0].abs().max().item())
     assert torch.equal(grads[0.1][1], grads[1.0][1])
+
+
+@pytest.mark.parametrize("preset", ["mert-tiny", "branchformer-sm-tiny"])
+def test_a_preset_is_the_same_model_in_every_run_and_leaves_the_caller_rng_alone(preset):
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a = load_encoder(preset).state_dict()
+    after = torch.rand(3)
+    torch.manual_seed(7)  # the caller's seed does not choose the weights: the preset seed does
+    b = load_encoder(preset).state_dict()
+    c = load_encoder(preset, seed=1).state_dict()
+    assert torch.equal(before, after)  # the global generator was not advanced
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point() and a[k].numel() > 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..models.loading import PRESET_SEED
 from .options import add_allow_truncated, add_progress
 
 HELP = """\
@@ -38,8 +39,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("embed", help="embed audio files (a file, a folder or a JSONL manifest)",
                             description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True,
-                   help="preset name (e.g. mert-v1-95m, random weights), local checkpoint directory in the "
-                        "official Hugging Face layout, or a hub id already in the local HF cache")
+                   help="preset name (e.g. mert-v1-95m: the architecture with random weights, drawn with --seed, "
+                        "for trying the pipeline; not a trained model), local checkpoint directory in the official "
+                        "Hugging Face layout, or a hub id already in the local HF cache")
     p.add_argument("--input", required=True, help="audio file, folder (searched recursively) or JSONL manifest "
                                                   "with a 'path' per line")
     p.add_argument("--out", required=True, help="output folder")
@@ -53,6 +55,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                    help="compute precision; bfloat16 runs the encoder under autocast")
     p.add_argument("--batch-size", type=int, default=1,
                    help="windows per encoder call (default 1: fastest on CPU; raise it on a GPU)")
+    p.add_argument("--seed", type=int, default=PRESET_SEED,
+                   help=f"seed of a preset's random weights (default {PRESET_SEED}): the same seed gives the same "
+                        "embeddings in every run; checkpoints ignore it")
     p.add_argument("--skip-existing", action="store_true",
                    help="keep files an earlier run finished (resume an interrupted run); retry failed ones")
     p.add_argument("--format", choices=("safetensors", "parquet"), default="safetensors",

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from ..audio import AudioError, info, iter_windows, window_starts
 from ..data.sources import AudioSource, list_sources
 from ..models import Encoder, load_encoder
+from ..models.loading import PRESET_SEED
 from .store import SUFFIX, Embeddings, Index, IndexRow, RunSummary, Sink, make_sink, remove_orphan_parts
 
 
@@ -186,7 +187,7 @@ def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_d
           layers: str | Sequence[int] = "all", window: float = 30.0, hop: float | None = None,
           pool: str = "mean", device: str = "cpu", dtype: str = "float32", batch_size: int = 1,
           skip_existing: bool = False, max_duration: float | None = None, allow_truncated: bool = False,
-          format: str = "safetensors", progress: bool = True) -> RunSummary:
+          format: str = "safetensors", seed: int = PRESET_SEED, progress: bool = True) -> RunSummary:
     """Embed every audio file of `input` into `out_dir` (see the module docstring).
 
     Args:
@@ -203,12 +204,13 @@ def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_d
         allow_truncated: embed what decodes of a file cut short (logged as a warning) instead of
             failing it as truncated.
         format: "safetensors" (a file per input file) or "parquet" (a row per window, see `store`).
+        seed: the seed of a preset's random weights (see `load_encoder`); checkpoints ignore it.
 
     Returns a RunSummary; bad files are listed there and in the index, never fatal.
     """
     hop = window if hop is None else hop
     check_settings(window, hop, pool, dtype, batch_size, format)
-    encoder = (load_encoder(model) if isinstance(model, (str, Path)) else model).to(device).eval()
+    encoder = (load_encoder(model, seed=seed) if isinstance(model, (str, Path)) else model).to(device).eval()
     layer_ids = parse_layers(layers, encoder.n_hidden_states)
     sources = list(input) if isinstance(input, (list, tuple)) else list_sources(input)
     _check_unique(sources)

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from ..audio import AudioError
 from ..data.sources import AudioSource, list_sources
 from ..models import Encoder, load_encoder
+from ..models.loading import PRESET_SEED
 from .pipeline import (WindowEncoder, _check_unique, _FileEnd, _Pending, _Window, check_settings, file_embeddings,
                        iter_file, model_name, parse_layers, pending_sources, record, run_metadata)
 from .store import Index, IndexRow, ParquetSink, RunSummary, SafetensorsSink, remove_orphan_parts
@@ -59,7 +60,7 @@ def embed_ray(model: Encoder | str, input: str | Path | Sequence[AudioSource], o
               skip_existing: bool = False, max_duration: float | None = None, allow_truncated: bool = False,
               format: str = "safetensors", workers: int = 1, cpus_per_worker: float = 1.0,
               gpus_per_worker: float = 0.0, address: str | None = None, files_per_task: int = 4,
-              progress: bool = True) -> RunSummary:
+              seed: int = PRESET_SEED, progress: bool = True) -> RunSummary:
     """`pipeline.embed` on Ray; the arguments it shares with it mean the same.
 
     Args:
@@ -73,7 +74,7 @@ def embed_ray(model: Encoder | str, input: str | Path | Sequence[AudioSource], o
     check_settings(window, hop, pool, dtype, batch_size, format)
     if workers < 1 or files_per_task < 1:
         raise ValueError("workers and files_per_task must be at least 1")
-    encoder = (load_encoder(model) if isinstance(model, (str, Path)) else model).eval()
+    encoder = (load_encoder(model, seed=seed) if isinstance(model, (str, Path)) else model).eval()
     layer_ids = parse_layers(layers, encoder.n_hidden_states)
     sources = list(input) if isinstance(input, (list, tuple)) else list_sources(input)
     _check_unique(sources)

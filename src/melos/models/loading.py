@@ -16,13 +16,14 @@ from .mert import PRESETS, MERTEncoder, load_mert
 # config.json `model_type` -> loader. The official MERT repos say "mert_model"; checkpoints
 # written by transformers' HubertModel say "hubert".
 _LOADERS = {"mert_model": load_mert, "hubert": load_mert}
+PRESET_SEED = 0  # the seed of a preset's random weights unless one is given
 
 
 def list_presets() -> list[str]:
     return sorted(PRESETS) + sorted(efficient.PRESETS)
 
 
-def load_encoder(source: str | Path, *, device: str | torch.device | None = None,
+def load_encoder(source: str | Path, *, seed: int | None = PRESET_SEED, device: str | torch.device | None = None,
                  dtype: torch.dtype | None = None) -> Encoder:
     """Load an encoder, never touching the network.
 
@@ -31,20 +32,36 @@ def load_encoder(source: str | Path, *, device: str | torch.device | None = None
             local directory in the official Hugging Face layout, a directory or `model.safetensors`
             written by an efficient encoder's `save_pretrained`, or a hub id such as
             "m-a-p/MERT-v1-95M" that is already in the local Hugging Face cache.
+        seed: a preset's weights are drawn with this seed (PRESET_SEED by default), so the same
+            preset is the same model in every run; the caller's random state is left as it was.
+            None draws them from the global torch generator (training seeds it from its recipe).
+            Checkpoints ignore it.
         device, dtype: where and in which precision to put the weights.
 
     Returns the encoder in eval mode.
     """
     name = str(source)
-    if name.lower() in PRESETS:
-        model: Encoder = MERTEncoder(copy.deepcopy(PRESETS[name.lower()])).eval()
-    elif name.lower() in efficient.PRESETS:
-        model = efficient.EfficientEncoder(copy.deepcopy(efficient.PRESETS[name.lower()])).eval()
-    elif Path(name).suffix == ".safetensors" and Path(name).is_file():
+    if name.lower() in PRESETS or name.lower() in efficient.PRESETS:
+        return _preset(name.lower(), seed).to(device=device, dtype=dtype)
+    if Path(name).suffix == ".safetensors" and Path(name).is_file():
         model = _load_efficient(Path(name))
     else:
         model = _load_directory(_resolve_directory(name))
     return model.to(device=device, dtype=dtype)
+
+
+def _preset(name: str, seed: int | None) -> Encoder:
+    """A preset with random weights, drawn with `seed` (or the global generator when None)."""
+    def build() -> Encoder:
+        if name in PRESETS:
+            return MERTEncoder(copy.deepcopy(PRESETS[name])).eval()
+        return efficient.EfficientEncoder(copy.deepcopy(efficient.PRESETS[name])).eval()
+
+    if seed is None:
+        return build()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
 
 
 def _resolve_directory(source: str) -> Path:

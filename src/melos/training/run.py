@@ -149,7 +149,7 @@ def train(recipe: Recipe, data: str | Path, out: str | Path, init: str | None = 
     device = join_torchrun(device)
     torch.manual_seed(recipe.seed)
     source = init or recipe.model
-    encoder = load_encoder(source)
+    encoder = load_encoder(source, seed=None)  # a preset's weights follow the recipe's seed
     rows = training_rows(data, progress, allow_truncated)
     stats_rows = read_manifest(Path(recipe.teacher.statistics).expanduser()) if recipe.teacher.statistics else rows
     objective, heads, codec = build_objective(recipe, encoder, source, stats_rows, allow_truncated)
