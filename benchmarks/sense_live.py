@@ -1,6 +1,7 @@
 """Live SENSE (`melos.sense.live.SenseStream`) against its goals: latency, compute, agreement.
 
     python benchmarks/sense_live.py --clips 2 --tracks 6
+    python benchmarks/sense_live.py --end-to-end --clicks 200 --block-ms 10
 
 - algorithmic latency: clicks and tone bursts at known times (off the block grid), pushed one
   sample at a time so the emission time is exact: stream samples pushed when each transient
@@ -15,14 +16,24 @@
   Wesnoth track (the first --seconds s); for the generated clips, both against the true struck
   onsets too (drum hits and plucked notes, from the renderer's labels, as in
   benchmarks/sense_alignment.py), which says whether a disagreement is live's error or a call
-  either could make.
+  either could make;
+- end to end (--end-to-end): `melos sense --live -` in another process, fed PCM of clicks and
+  tone bursts through its standard input at real-time pace (each block written when its last
+  sample would have been captured), its standard output read here as lines arrive: the arrival
+  of each transient's JSON line minus the moment its attack was in the stream (the capture time
+  of the onset sample), median, p95 and max over --clicks onsets; and the drops the command
+  reported (none expected: this reader keeps up).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import os
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -107,6 +118,49 @@ def agreement(audio: np.ndarray, sample_rate: int, live_events: list[dict],
     return f, p, r, len(offline), len(live), median, against, len(pairs)
 
 
+def end_to_end(n_clicks: int, block_ms: float, sample_rate: int = 24000) -> None:
+    """Print the end-to-end latency of `melos sense --live -` (see the module docstring)."""
+    rng = np.random.default_rng(4)
+    truth = 1.0 + np.cumsum(rng.uniform(0.15, 0.35, n_clicks)) + 0.37 / sample_rate  # off the block grid
+    x = clicks_and_tones(truth, truth[-1] + 0.5, sample_rate)
+    pcm = np.round(np.clip(x, -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
+    command = [sys.executable, "-m", "melos.cli", "sense", "--live", "-", "--rate", str(sample_rate)]
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             bufsize=0, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    block = max(1, round(block_ms / 1000 * sample_rate))
+    start = time.monotonic() + 2.0  # the stream's time 0 in wall time, once the command has started
+
+    def feed() -> None:
+        for i in range(0, len(x), block):
+            end = min(i + block, len(x))
+            time.sleep(max(0.0, start + end / sample_rate - time.monotonic()))  # captured: its last sample is in
+            child.stdin.write(pcm[2 * i:2 * end])
+        child.stdin.close()
+
+    gc.collect()
+    gc.freeze()  # a full collection of this process' heap (mir_eval, librosa) would stall the feeder by ~90 ms
+    threading.Thread(target=feed, daemon=True).start()
+    arrivals, pending = [], b""
+    while data := os.read(child.stdout.fileno(), 65536):
+        now = time.monotonic()
+        pending += data
+        *lines, pending = pending.split(b"\n")
+        arrivals += [(now, json.loads(line)) for line in lines]
+    stderr = child.stderr.read().decode()
+    child.wait()
+    latency = []
+    for now, event in arrivals:
+        if event["type"] == "transient":
+            onset = truth[np.argmin(np.abs(truth - event["time"]))]
+            if abs(onset - event["time"]) < 0.01:
+                latency.append(now - (start + onset))
+    latency = 1000 * np.array(latency)
+    print(f"end to end, {block_ms:g} ms blocks at {sample_rate} Hz, {len(latency)}/{n_clicks} onsets found: "
+          f"attack in the stream -> JSON line read by another process: median {np.median(latency):.1f} ms, "
+          f"p95 {np.percentile(latency, 95):.1f} ms, max {latency.max():.1f} ms")
+    print("the command said:", stderr.strip().splitlines()[-1] if stderr.strip() else "nothing")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=2, help="generated clips per tradition")
@@ -115,7 +169,14 @@ def main() -> None:
     parser.add_argument("--offset", type=int, default=0,
                         help="first Wesnoth track (0: the set the live defaults were tuned on; 3: held out)")
     parser.add_argument("--seconds", type=float, default=60.0, help="seconds of each track")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="only the end-to-end latency through `melos sense --live -` in another process")
+    parser.add_argument("--clicks", type=int, default=200, help="with --end-to-end: onsets streamed")
+    parser.add_argument("--block-ms", type=float, default=10.0, help="with --end-to-end: PCM block written at once")
     args = parser.parse_args()
+    if args.end_to_end:
+        end_to_end(args.clicks, args.block_ms)
+        return
 
     print(f"look-ahead {1000 * LOOKAHEAD:.0f} ms\n\n| signal | blocks | emission - onset median / max (ms) | "
           "date - onset median / max abs (ms) |\n|---|---|---|---|")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -59,12 +60,25 @@ one JSON object per line on standard output (or sent to WebSocket clients with -
   {"type": "transient", "time": s, "intensity": 0..1, "sharpness": 0..1, "layer": "onset"}
   {"type": "continuous", "time": s, "amplitude": 0..1, "frequency": 0..1}      (every 10 ms)
 times in seconds from the stream's start. The analysis is causal with a fixed 10 ms look-ahead:
-a transient is dated at its attack and written at most 15 ms after it. INPUT is an audio file, played
-at real-time pace (--fast: as fast as it decodes), or - for raw PCM on standard input: 16-bit
-signed little-endian integers, channels interleaved, at --rate Hz with --channels channels.
+a transient is dated at its attack and returned at most 15 ms of stream after it (and up to one
+block more while a block fills); a reader in another process gets its line 9 ms after the
+attack on median, 15 ms at the 95th percentile, with 10 ms blocks of PCM on standard input.
+INPUT is an audio file, played at real-time pace (--fast: as fast as it decodes), or - for raw
+PCM on standard input: 16-bit signed little-endian integers, channels interleaved, at --rate Hz
+with --channels channels (1-32). Standard input that is an audio file (WAV, Ogg, FLAC, AIFF,
+MP3), text, or empty is refused: pass the file itself as INPUT, or decode it to raw PCM.
 With --serve PORT every client of ws://127.0.0.1:PORT gets every event as a JSON text message
-(open sense.html?live=ws://127.0.0.1:PORT); a client that reads too slowly misses events
-rather than holding the others up (its drops are reported when it leaves).
+(open sense.html?live=ws://127.0.0.1:PORT).
+
+A reader that falls behind (standard output read too slowly, a slow WebSocket client) loses
+events instead of getting them late, and never holds up the input: an event that waited more
+than --max-lag (100 ms) for its reader is dropped, a continuous one at half of it, and with
+it every queued continuous event but the newest, so the bed goes first and the transients
+last. Drops are reported on standard error at most once a second while they happen, and at
+the end. Buffers do not hide a slow reader: on a pipe the next line is written only once the
+reader has taken the last (so read lines as they come, not in large blocks), and a WebSocket
+client gets the next message only after answering a ping sent behind the last. --max-lag 0
+keeps every event (the analysis then waits for standard output, as with --fast).
 
 examples:
   melos sense song.ogg --out haptics/
@@ -115,26 +129,33 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                            "JSON lines")
     live.add_argument("--fast", action="store_true", help="with --live and a file: do not wait for real time")
     live.add_argument("--rate", type=int, default=None,
-                      help="with --live -: sample rate of the raw PCM on standard input (Hz)")
+                      help="with --live -: sample rate of the raw PCM on standard input, 8000-192000 Hz")
     live.add_argument("--channels", type=int, default=None,
-                      help="with --live -: interleaved channels of the raw PCM (16-bit little-endian), default 1")
+                      help="with --live -: interleaved channels of the raw PCM (16-bit little-endian), 1-32, "
+                           "default 1")
     live.add_argument("--serve", type=int, default=None, metavar="PORT",
                       help="with --live: serve the events on ws://127.0.0.1:PORT instead of standard output")
+    live.add_argument("--max-lag", type=float, default=None, metavar="MS",
+                      help="with --live: an event that waits longer than MS for its reader (standard output or a "
+                           "WebSocket client) is dropped, a continuous one at half of it (default 100; 0: keep "
+                           "every event, the analysis then waits for the reader, as with --fast)")
     live.add_argument("--queue-size", type=int, default=256,
-                      help="with --serve: events held per client before that client's are dropped (default 256)")
+                      help="with --serve: the most events held per client (default 256)")
 
 
 def run(input: str, out: str | None, formats: str | None, min_gap: float, probe: str | None = None,
         live: bool = False, fast: bool = False, rate: int | None = None, channels: int | None = None,
-        serve: int | None = None, queue_size: int = 256, **kwargs) -> int:
+        serve: int | None = None, queue_size: int = 256, max_lag: float | None = None, **kwargs) -> int:
     if not 0.05 <= min_gap <= 0.2:
         raise ValueError(f"--min-gap must be 0.05-0.2 s, got {min_gap:g}")
     if live:
         if out is not None:
             raise ValueError("--out is for files written offline; --live writes events to standard output or --serve")
         return run_live(input, fast=fast, rate=rate, channels=channels, serve=serve, queue_size=queue_size,
-                        min_gap=min_gap, preset=kwargs["preset"], allow_truncated=kwargs["allow_truncated"])
-    used = [f"--{k}" for k, v in (("fast", fast), ("rate", rate), ("channels", channels), ("serve", serve)) if v]
+                        max_lag=max_lag, min_gap=min_gap, preset=kwargs["preset"],
+                        allow_truncated=kwargs["allow_truncated"])
+    used = [f"--{k}" for k, v in (("fast", fast), ("rate", rate), ("channels", channels), ("serve", serve),
+                                  ("max-lag", max_lag is not None)) if v]
     if used:
         raise ValueError(f"{', '.join(used)} only work with --live")
     if out is None:
@@ -152,18 +173,20 @@ def run(input: str, out: str | None, formats: str | None, min_gap: float, probe:
 
 
 def run_live(input: str, *, fast: bool = False, rate: int | None = None, channels: int | None = None,
-             serve: int | None = None, queue_size: int = 256, min_gap: float = 0.08, preset: str = "default",
-             allow_truncated: bool = False) -> int:
+             serve: int | None = None, queue_size: int = 256, max_lag: float | None = None, min_gap: float = 0.08,
+             preset: str = "default", allow_truncated: bool = False) -> int:
     """`melos sense --live`: stream INPUT's haptic events to standard output or WebSocket clients."""
     from ..sense.live import LiveConfig, SenseStream
+    from ..sense.live_lag import MAX_LAG
 
+    max_lag_ms = 1000 * MAX_LAG if max_lag is None else max_lag
+    if not (max_lag_ms == 0 or 1 <= max_lag_ms <= 60000):
+        raise ValueError(f"--max-lag must be 1-60000 ms (or 0: keep every event), got {max_lag_ms:g}")
     if input == "-":
-        if rate is None:
-            raise ValueError("--live - reads raw PCM: give its sample rate with --rate")
-        channels = 1 if channels is None else channels
-        if channels < 1:
-            raise ValueError(f"--channels must be at least 1, got {channels}")
-        blocks, sample_rate = _pcm_blocks(sys.stdin.buffer, rate, channels), rate
+        from ..sense.live_input import check_format, pcm_blocks, read_head
+
+        sample_rate, channels = check_format(rate, channels)
+        blocks = pcm_blocks(sys.stdin.buffer, read_head(sys.stdin.buffer), sample_rate, channels)
     else:
         if rate is not None or channels is not None:
             raise ValueError("--rate and --channels describe raw PCM on standard input (INPUT -), not a file")
@@ -171,14 +194,27 @@ def run_live(input: str, *, fast: bool = False, rate: int | None = None, channel
         channels = 1
     stream = SenseStream(sample_rate, channels, LiveConfig(min_gap=min_gap, preset=preset))
     paced = not fast and input != "-"  # standard input arrives at its own pace
+    # with --fast there is no real time to fall behind: every event is kept, the analysis waits for the reader
+    bound = None if max_lag_ms == 0 or (fast and input != "-") else max_lag_ms / 1000
+    # what the imports made (torch, librosa: 200k objects) lives as long as the process; frozen, it is out of
+    # the collector's way: a full collection in mid-stream would hold every thread for ~90 ms
+    gc.collect()
+    gc.freeze()
+    # the reader, the analysis, the writer and the event loop hand over to each other several times per
+    # 10 ms block; Python's default 5 ms between thread switches would stand between an event and its reader
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
     try:
         if serve is None:
-            return _produce(stream, blocks, _print_event, paced, stop=threading.Event())
+            return _write_lines(stream, blocks, paced, bound)
         import asyncio
 
-        return asyncio.run(_serve(stream, blocks, serve, queue_size, paced))
+        return asyncio.run(_serve(stream, blocks, serve, queue_size, paced, bound))
     except KeyboardInterrupt:  # Ctrl-C is how a live stream is stopped: no traceback
         return 130
+    finally:
+        sys.setswitchinterval(switch_interval)
+        gc.unfreeze()
 
 
 def _file_blocks(path: str, allow_truncated: bool) -> tuple[Iterator[np.ndarray], int]:
@@ -192,28 +228,10 @@ def _file_blocks(path: str, allow_truncated: bool) -> tuple[Iterator[np.ndarray]
     return (audio[i:i + n] for i in range(0, len(audio), n)), sample_rate
 
 
-def _pcm_blocks(stdin, sample_rate: int, channels: int) -> Iterator[np.ndarray]:
-    """10 ms blocks [n, channels] of 16-bit little-endian PCM from `stdin`, as read; a stream that
-    ends inside a frame raises ValueError."""
-    from ..sense.live import MAX_BLOCK
-
-    frame = 2 * channels
-    size = max(1, int(MAX_BLOCK * sample_rate)) * frame
-    while True:
-        data = stdin.read(size)  # a buffered read: the whole block unless the stream ends
-        if len(data) % frame:
-            raise ValueError(f"standard input ended inside a frame: the last {len(data) % frame} bytes are not a "
-                             f"whole {channels}-channel 16-bit frame ({frame} bytes)")
-        if data:
-            yield np.frombuffer(data, dtype="<i2").reshape(-1, channels) / 32768.0
-        if len(data) < size:
-            return
-
-
 def _produce(stream, blocks: Iterator[np.ndarray], emit: Callable[[dict], None], paced: bool,
-             stop: threading.Event) -> int:
+             stop: threading.Event) -> None:
     """Push every block through `stream` and `emit` its events; with `paced`, no block before the
-    wall clock reaches its end (a file played in real time). Returns the exit status."""
+    wall clock reaches its end (a file played in real time)."""
     start = time.monotonic()
     played = 0
     for block in blocks:
@@ -223,30 +241,42 @@ def _produce(stream, blocks: Iterator[np.ndarray], emit: Callable[[dict], None],
         if paced:
             time.sleep(max(0.0, start + played / stream.sample_rate - time.monotonic()))
         for event in stream.push(block):
-            try:
-                emit(event)
-            except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                return 0
+            emit(event)
+
+
+def _write_lines(stream, blocks: Iterator[np.ndarray], paced: bool, max_lag: float | None) -> int:
+    """Events as JSON lines on standard output, through a `LineWriter` that drops what waited
+    longer than `max_lag` s for the reader; the exit status."""
+    from ..sense.live_lag import LagQueue, LineWriter
+
+    writer = LineWriter(sys.stdout, LagQueue(max_lag=max_lag))
+    writer.start()
+    try:
+        _produce(stream, blocks, writer.put, paced, writer.broken)
+    except BaseException:
+        writer.close(timeout=1.0)  # what was analysed goes out, but an error or Ctrl-C does not wait on the reader
+        raise
+    writer.close()
+    if writer.broken.is_set():  # the reader went away (e.g. `| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    print(f"sense: {stream.time:.2f} s of audio, {writer.queue.describe()}", file=sys.stderr, flush=True)
     return 0
 
 
-def _print_event(event: dict) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
-
-
-async def _serve(stream, blocks: Iterator[np.ndarray], port: int, queue_size: int, paced: bool) -> int:
+async def _serve(stream, blocks: Iterator[np.ndarray], port: int, queue_size: int, paced: bool,
+                 max_lag: float | None) -> int:
     import asyncio
 
     from ..sense.live_server import EventServer
 
-    server = EventServer(port, queue_size=queue_size)
+    server = EventServer(port, queue_size=queue_size, max_lag=max_lag)
     await server.start()
     print(f"sense: serving events on {server.url} (open sense.html?live={server.url})", file=sys.stderr, flush=True)
     stop = threading.Event()
     try:
-        return await asyncio.to_thread(_produce, stream, blocks, server.publish_threadsafe, paced, stop)
+        await asyncio.to_thread(_produce, stream, blocks, server.publish_threadsafe, paced, stop)
+        return 0
     finally:
         stop.set()
         await server.stop()

@@ -5,7 +5,7 @@ returns the events whose decision those samples completed. Everything runs on a 
 stream samples, so the events do not depend on how the stream was cut into blocks.
 
     samples ─ mono ─┬─ every 1 ms: energy of the last 10 ms (pre-emphasised) ──> attack envelope
-                    ├─ every 5 ms: |FFT| of the last WINDOW s ─┬─ log flux ─> novelty ─> onset test
+                    ├─ every 5 ms: |FFT| of the last WINDOW s ─┬─ log flux per band ─> onset tests
                     │                                          └─ centroid ─> sharpness
                     └─ 40-400 Hz band-pass (causal) ─ every 10 ms: RMS of the last 20 ms ─> bed
 
@@ -19,11 +19,12 @@ What differs from the offline analysis (`melos.sense.analysis`), because the fut
   attack shows sooner, instead of a Hann window centred on the frame;
 - the file's maxima (of magnitude, of flux, the bed's 95th percentile) become running
   estimates: a peak hold that releases slowly, and a log-domain 95th-percentile tracker;
-- an onset is a novelty frame that passes the offline tests against the past only (larger than
-  the last 20 ms, `delta` above the last 100 ms' mean, `min_ratio` times the last 1 s's median);
+- an onset is a frame where a band's flux passes the offline tests against the past only
+  (larger than the last 20 ms, `delta` above the last 100 ms' mean, the band's ratio times the
+  last 1 s's median; `live_onsets`), in the mid and high bands only (offline: low too);
 - the density gate keeps the earlier of two onsets closer than `min_gap`, not the stronger;
-- no percussive stem, downbeats or sections, and full-band flux only (offline works per band):
-  intensity = transient_gain x strength, and every onset is a transient;
+- no percussive stem, downbeats or sections: intensity = transient_gain x strength, and every
+  onset is a transient;
 - the stream is taken to start from silence: a stream that starts loud starts with an onset.
 """
 
@@ -37,6 +38,7 @@ from scipy.fft import next_fast_len, rfft
 from scipy.signal import butter, sosfilt
 
 from .features import LOW_BAND, SHARPNESS_RANGE
+from .live_onsets import BandOnsets
 from .mapping import PRESETS
 
 LOOKAHEAD = 0.01  # seconds: an event dated d depends on no sample after d + LOOKAHEAD
@@ -56,10 +58,9 @@ class LiveConfig:
     max_frequency: float = 12000.0  # Hz: the offline analysis' band (24 kHz)
     compression: float = 1000.0  # gain inside log1p, as `onsets.spectral_flux`
     flux_lag: float = 0.01  # s: flux compares spectra this far apart (the offline hop)
-    delta: float = 0.08  # the offline `pick_peaks` tests (delta 0.06 there), against the past only
+    delta: float = 0.08  # the offline `pick_peaks` tests per band (delta 0.06 there), against the past only
     max_window: float = 0.02
     mean_window: float = 0.1
-    min_ratio: float = 1.5
     median_window: float = 1.0
     min_rise: float = 0.115  # `onsets.refine`: the smallest 1 ms log-energy step that is an attack
     run_fraction: float = 0.25
@@ -110,13 +111,10 @@ class SenseStream:
         self.zi = np.zeros((len(self.sos), 2))  # the filter starts at rest: silence before the stream
         hop = self.hop_length / sample_rate
         self.decay = np.exp(-hop / c.release)
-        self.flux_lag = max(1, round(c.flux_lag / hop))
-        self.spectra: deque[np.ndarray] = deque(maxlen=self.flux_lag)  # log |X| of the last frames
-        self.flux: deque[float] = deque(maxlen=max(1, round(c.median_window / hop)))  # the last second's
-        self.n_max = max(1, round(c.max_window / hop))
-        self.n_mean = max(1, round(c.mean_window / hop))
+        self.onsets = BandOnsets(self.freqs, hop, c)
+        self.settle = self.n_window + self.onsets.flux_lag * self.hop_length  # samples until no zeros are compared
         self.energy: deque[float] = deque([0.0] * (self.lookahead_steps + 1), maxlen=self.lookahead_steps + 1)
-        self.peak_magnitude = self.peak_flux = self.peak_energy = self.peak_total = 0.0
+        self.peak_energy = self.peak_total = 0.0
         self.bed_level = None  # log of the bed's running 95th percentile
         self.last_onset = -np.inf
         self.sharpness = 0.0
@@ -163,44 +161,22 @@ class SenseStream:
             self.energy.append(float(cumulative[stop] - cumulative[stop - self.n_attack]))
         self.peak_energy = max(self.peak_energy * self.decay, max(list(self.energy)[-c.hop_steps:]))
 
-        # spectrum of the last window, its flux against `flux_lag` ago, and its centroid
+        # spectrum of the last window: its centroid, and its flux per band against `flux_lag` ago
         magnitude = np.abs(rfft(self.buffer[-self.n_window:] * self.window)[:self.n_bins])
-        self.peak_magnitude = max(self.peak_magnitude * self.decay, float(magnitude.max()))
-        log_mag = np.log1p(c.compression / max(self.peak_magnitude, 1e-20) * magnitude)
-        previous = self.spectra[0] if len(self.spectra) == self.flux_lag else np.zeros_like(log_mag)
-        self.spectra.append(log_mag)
-        flux = float(np.maximum(log_mag - previous, 0.0).sum())
-        if self.n_samples >= self.n_window + self.flux_lag * self.hop_length:
-            self.peak_flux = max(self.peak_flux * self.decay, flux)
-        else:  # the window still holds the zeros before the stream: the rise from them may be an
-            self.peak_flux *= self.decay  # onset (a loud start) but must not set the scale
         total = float(magnitude.sum())
         self.peak_total = max(self.peak_total * self.decay, total)
         centroid = float(self.freqs @ magnitude) / total if total > 1e-4 * self.peak_total else 0.0  # as offline
         self.sharpness = _sharpness(centroid)
 
-        past = np.fromiter(self.flux, float, len(self.flux))
-        self.flux.append(flux)
-        scale = max(self.peak_flux, flux, 1e-20)  # novelty = flux / the running maximum, as offline / the file's
-        if self._is_onset(flux, past, scale):
-            transient = self._transient(flux / scale)
+        strength = self.onsets.update(magnitude, settled=self.n_samples >= self.settle)
+        if strength is not None:
+            transient = self._transient(strength)
             if transient is not None:
                 events.append(transient)
 
         if self.n_hops * c.hop_steps % c.bed_steps == 0:
             events.append(self._continuous())
         return events
-
-    def _is_onset(self, flux: float, past: np.ndarray, scale: float) -> bool:
-        """The offline peak tests against the past, on novelty = flux / `scale`: a local maximum of
-        the last `max_window`, `delta` above the mean of the last `mean_window` (this frame
-        included), at least `min_ratio` x the median of the last `median_window`."""
-        c = self.config
-        if len(past) == 0:
-            return False
-        mean = (past[-self.n_mean:].sum() + flux) / (min(len(past), self.n_mean) + 1)
-        return bool(flux > past[-self.n_max:].max() and flux - mean >= c.delta * scale
-                    and flux >= c.min_ratio * np.median(np.append(past, flux)))
 
     def _transient(self, strength: float) -> dict | None:
         """The transient of an onset found now, dated at the steepest rise of the attack envelope
