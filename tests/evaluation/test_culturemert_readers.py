@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
-from melos.evaluation.culturemert_readers import (CULTUREMERT_READERS, fma_medium, lyra, makam, published_split,
-                                                  random_split, saraga_carnatic, saraga_hindustani)
+from melos.audio import load
+from melos.evaluation.culturemert_readers import (CULTUREMERT_READERS, SARAGA_CARNATIC_SPLIT, SARAGA_HINDUSTANI_SPLIT,
+                                                  dunya_carnatic, dunya_hindustani, fma_medium,
+                                                  lyra, makam, published_split, random_split, saraga_carnatic,
+                                                  saraga_hindustani)
 from melos.evaluation.dataset_files import MissingAudioWarning
 from melos.evaluation.datasets import write_task
 from melos.evaluation.tasks import load_task
+
+
+def tone(path: Path, sample_rate: int = 16000, seconds: float = 0.2) -> Path:
+    """A short tone in the format the suffix names (MP3 here, as Dunya serves it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(sample_rate * seconds)) / sample_rate
+    sf.write(path, 0.3 * np.sin(2 * np.pi * 440 * t), sample_rate)
+    return path
 
 
 def _touch(path: Path) -> None:
@@ -62,58 +76,90 @@ def test_published_split_errors_name_file_and_line(tmp_path):
 
 # --- FMA-medium ---------------------------------------------------------------------------------
 
+# tracks.csv as fma_metadata.zip ships it: two header rows (column group, column), then the index name
 _FMA_HEADER = (
-    ",album,set,set,track,track\n"
-    ",title,split,subset,genre_top,title\n"
-    "track_id,,,,,\n"
+    ",album,set,set,track,track,track,track\n"
+    ",title,split,subset,genre_top,genres,genres_all,title\n"
+    "track_id,,,,,,,\n"
 )
+_FMA_GENRES = ("genre_id,#tracks,parent,title,top_level\n1,8693,38,Avant-Garde,38\n12,32923,0,Rock,12\n"
+               "17,12706,0,Folk,17\n21,8389,0,Hip-Hop,21\n25,9261,12,Punk,12\n38,38154,0,Experimental,38\n")
 
 
 def _fma(root: Path, records: list[str], audio: bool = True) -> None:
     meta = root / "fma_metadata"
     meta.mkdir(parents=True)
     (meta / "tracks.csv").write_text(_FMA_HEADER + "".join(r + "\n" for r in records))
+    (meta / "genres.csv").write_text(_FMA_GENRES)
     if audio:
         for record in records:
             track = int(record.split(",")[0])
             _touch(root / "fma_medium" / f"{track // 1000:03d}" / f"{track:06d}.mp3")
 
 
-def test_fma_medium_reads_medium_and_small_with_official_split(tmp_path):
-    _fma(tmp_path, [
-        '2,Album,training,small,Hip-Hop,"Food, with\na newline"',
-        "1234,A,validation,medium,Rock,T",
-        "5,A,test,medium,Folk,T",
-        "7,A,training,large,Pop,T",
-    ])
+_FMA_RECORDS = [
+    '2,Album,training,small,Hip-Hop,[21],[21],"Food, with\na newline"',
+    '1234,A,validation,medium,Rock,[25],"[25, 12]",T',
+    '5,A,test,medium,,"[17, 1]","[17, 1, 38]",T',  # no genre_top: genres of two top-level genres
+    "7,A,training,large,Pop,[10],[10],T",
+]
+
+
+def test_fma_medium_reads_genres_all_with_official_split(tmp_path):
+    _fma(tmp_path, _FMA_RECORDS)
     rows = fma_medium(tmp_path)
     assert rows == [
         {"path": str(tmp_path / "fma_medium/000/000002.mp3"), "split": "train", "labels": ["Hip-Hop"], "id": "2"},
-        {"path": str(tmp_path / "fma_medium/001/001234.mp3"), "split": "valid", "labels": ["Rock"], "id": "1234"},
-        {"path": str(tmp_path / "fma_medium/000/000005.mp3"), "split": "test", "labels": ["Folk"], "id": "5"},
+        {"path": str(tmp_path / "fma_medium/001/001234.mp3"), "split": "valid", "labels": ["Punk", "Rock"],
+         "id": "1234"},
+        {"path": str(tmp_path / "fma_medium/000/000005.mp3"), "split": "test",
+         "labels": ["Avant-Garde", "Experimental", "Folk"], "id": "5"},
     ]
 
 
-def test_fma_medium_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"tracks\.csv: file not found"):
+def test_fma_medium_follows_ccmls_split(tmp_path):
+    _fma(tmp_path, _FMA_RECORDS)
+    (tmp_path / "split").mkdir()
+    np.save(tmp_path / "split/train.npy", np.array(["000005", "001234"]))  # ccml's ids, zero-padded
+    np.save(tmp_path / "split/valid.npy", np.array([], dtype=str))
+    np.save(tmp_path / "split/test.npy", np.array([2]))
+    assert {r["id"]: r["split"] for r in fma_medium(tmp_path)} == {"1234": "train", "5": "train", "2": "test"}
+    np.save(tmp_path / "split/test.npy", np.array([2, 7]))  # 7 is in FMA-large only
+    with pytest.raises(ValueError, match=r"split: 1 listed tracks are not in FMA-medium's tracks.csv, e.g. 7"):
         fma_medium(tmp_path)
-    _fma(tmp_path / "a", ['2,A,training,small,Rock,"two\nlines"', "3,A,train,medium,Rock,T"], audio=False)
+    np.save(tmp_path / "split/test.npy", np.array([2, None], dtype=object))
+    with pytest.raises(ValueError, match=r"test\.npy: holds pickled objects"):
+        fma_medium(tmp_path)
+
+
+def test_fma_medium_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"genres\.csv: file not found"):
+        fma_medium(tmp_path)
+    _fma(tmp_path / "a", ['2,A,training,small,Rock,[12],[12],"two\nlines"', "3,A,train,medium,Rock,[12],[12],T"],
+         audio=False)
     with pytest.raises(ValueError, match=r"tracks\.csv:6: split must be training, validation or test, got 'train'"):
         fma_medium(tmp_path / "a")
-    _fma(tmp_path / "b", ["x,A,training,small,Rock,T"], audio=False)
+    _fma(tmp_path / "b", ["x,A,training,small,Rock,[12],[12],T"], audio=False)
     with pytest.raises(ValueError, match=r"tracks\.csv:4: track id must be an integer"):
         fma_medium(tmp_path / "b")
-    _fma(tmp_path / "c", ["2,A,training,small,,T"], audio=False)
-    with pytest.raises(ValueError, match=r"tracks\.csv:4: track 2 has no genre_top"):
+    _fma(tmp_path / "c", ["2,A,training,small,,[],[],T"], audio=False)
+    with pytest.raises(ValueError, match=r"tracks\.csv:4: track 2 has no genres_all"):
         fma_medium(tmp_path / "c")
+    _fma(tmp_path / "e", ["2,A,training,small,Rock,[12],[99],T"], audio=False)
+    with pytest.raises(ValueError, match=r"tracks\.csv:4: genre id 99 of track 2 is not in genres\.csv"):
+        fma_medium(tmp_path / "e")
+    _fma(tmp_path / "f", ["2,A,training,small,Rock,[12],Rock,T"], audio=False)
+    with pytest.raises(ValueError, match=r"tracks\.csv:4: genres_all must be a list of genre ids, got 'Rock'"):
+        fma_medium(tmp_path / "f")
     (tmp_path / "d/fma_metadata").mkdir(parents=True)
+    (tmp_path / "d/fma_metadata/genres.csv").write_text(_FMA_GENRES)
     (tmp_path / "d/fma_metadata/tracks.csv").write_text(",set\n,subset\n")
-    with pytest.raises(ValueError, match=r"tracks\.csv:1: header has no column\(s\) set/split, track/genre_top"):
+    with pytest.raises(ValueError, match=r"tracks\.csv:1: header has no column\(s\) set/split, track/genres_all"):
         fma_medium(tmp_path / "d")
 
 
 def test_fma_medium_lists_missing_audio_once(tmp_path):
-    _fma(tmp_path, [f"{i},A,training,medium,Rock,T" for i in range(1, 9)], audio=False)
+    _fma(tmp_path, [f"{i},A,training,medium,Rock,[12],[12],T" for i in range(1, 9)], audio=False)
     _touch(tmp_path / "fma_medium/000/000001.mp3")
     with pytest.warns(MissingAudioWarning) as caught:
         rows = fma_medium(tmp_path)
@@ -286,6 +332,18 @@ def test_saraga_errors(tmp_path):
         saraga_carnatic(tmp_path / "e")
 
 
+def test_saraga_counts_follow_from_the_collection_size_and_a_short_download_is_reported(tmp_path, capsys):
+    from melos.cli import main
+
+    for n, expected in ((249, SARAGA_CARNATIC_SPLIT), (108, SARAGA_HINDUSTANI_SPLIT)):
+        assert dict(Counter(random_split([f"r{i}" for i in range(n)]).values())) == expected
+    _saraga(tmp_path / "c", "saraga1.5_carnatic", {f"m{i}": _carnatic_meta(f"m{i}", "Kalyani") for i in range(10)})
+    assert main(["data", "task", "saraga-carnatic", str(tmp_path / "c"), "--out", str(tmp_path / "t")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: saraga-carnatic train: 7 tracks where the official layout has 174" in err
+    assert "warning: saraga-carnatic test: 2 tracks where the official layout has 50" in err
+
+
 # --- Turkish makam ------------------------------------------------------------------------------
 
 def _makam(root: Path, metas: dict[str, dict], audio: bool = True) -> None:
@@ -317,6 +375,83 @@ def test_makam_errors(tmp_path):
         makam(tmp_path / "b")
 
 
+_MBIDS = ["0a6a5a2e-0d5b-4f7e-9a3c-1b1c3c6d9e01", "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a02",
+          "2b3c4d5e-6f70-4819-9a2b-3c4d5e6f7a03", "3c4d5e6f-7081-4920-8b3c-4d5e6f708b04"]
+
+
+def _ccml(root: Path, tags: dict[str, list[str] | None] | None = None, audio: bool = True) -> Path:
+    """ccml's data/<dataset>/ folder: audios/<mbid>.mp3 and split/{train,valid,test}.npy of mbids
+    (unicode arrays, as np.save writes a list of str), plus metadata.json converted from metadata.npy."""
+    (root / "split").mkdir(parents=True)
+    for split, ids in (("train", _MBIDS[:2]), ("valid", _MBIDS[2:3]), ("test", _MBIDS[3:])):
+        np.save(root / "split" / f"{split}.npy", np.array(ids))
+    if tags is not None:
+        (root / "split" / "metadata.json").write_text(json.dumps(tags))
+    if audio:
+        for mbid in _MBIDS:
+            tone(root / "audios" / f"{mbid}.mp3")
+    return root
+
+
+def test_makam_in_ccmls_layout_reads_its_split_and_converted_metadata(tmp_path):
+    tags = {m: ["makam--Hicaz", "usul--Aksak", "instrument--Ney", "makam--Hicaz"] for m in _MBIDS}
+    tags[_MBIDS[3]] = None  # ccml stores None where the Dunya request failed
+    _ccml(tmp_path, tags)
+    rows = makam(tmp_path)
+    assert [(r["id"], r["split"]) for r in rows] == list(zip(_MBIDS, ("train", "train", "valid", "test")))
+    assert rows[0] == {"path": str(tmp_path / "audios" / f"{_MBIDS[0]}.mp3"), "split": "train",
+                       "labels": ["instrument--Ney", "makam--Hicaz", "usul--Aksak"], "id": _MBIDS[0]}
+    assert rows[3]["labels"] == []
+    assert load(rows[0]["path"], 16000).shape[-1] > 0  # the MP3 fixture decodes
+
+
+def test_makam_in_ccmls_layout_reads_dunya_records_and_refuses_the_pickle(tmp_path):
+    _ccml(tmp_path)
+    (tmp_path / "split/metadata.npy").write_bytes(b"\x93NUMPY")
+    with pytest.raises(FileNotFoundError, match=r"metadata\.npy: a pickle, which melos does not load; "
+                                                r"convert it once.*metadata\.json"):
+        makam(tmp_path)
+    record = {"makamlist": [{"name": "Rast"}], "usullist": [], "performers": [{"instrument": {"name": "Ud"}}]}
+    for mbid in _MBIDS[:3]:
+        (tmp_path / "metadata").mkdir(exist_ok=True)
+        (tmp_path / "metadata" / f"{mbid}.json").write_text(json.dumps(record))
+    with pytest.raises(FileNotFoundError, match=rf"1 ids of the split have no '<id>.json' record.*{_MBIDS[3]}"):
+        makam(tmp_path)
+    (tmp_path / "metadata" / f"{_MBIDS[3]}.json").write_text(json.dumps(record))
+    assert {tuple(r["labels"]) for r in makam(tmp_path)} == {("instrument--Ud", "makam--Rast")}
+
+
+def test_makam_in_ccmls_layout_errors(tmp_path):
+    _ccml(tmp_path / "a", {m: ["makam--Hicaz"] for m in _MBIDS[:3]})
+    with pytest.raises(ValueError, match=rf"metadata\.json: 1 ids of the split have no tags, e.g. '{_MBIDS[3]}'"):
+        makam(tmp_path / "a")
+    _ccml(tmp_path / "b", {m: ["makam--Hicaz"] for m in _MBIDS})
+    np.save(tmp_path / "b/split/test.npy", np.array([_MBIDS[0]]))
+    with pytest.raises(ValueError, match=r"test\.npy: id '0a6a.*' is already in the 'train' split"):
+        makam(tmp_path / "b")
+    _ccml(tmp_path / "c", {m: ["makam--Hicaz"] for m in _MBIDS}, audio=False)
+    tone(tmp_path / "c/audios" / f"{_MBIDS[0]}.mp3")
+    with pytest.warns(MissingAudioWarning, match=r"metadata\.json: 3 of 4 listed recordings have no audio"):
+        assert len(makam(tmp_path / "c")) == 1
+
+
+def test_dunya_carnatic_and_hindustani_read_the_ccml_layout(tmp_path):
+    carnatic = {"raaga": [{"common_name": "Kalyani"}], "taala": [{"common_name": "Adi"}],
+                "form": [{"name": "Kriti"}], "artists": [{"instrument": {"name": "Violin"}}]}
+    _ccml(tmp_path / "c")
+    (tmp_path / "c/metadata").mkdir()
+    for mbid in _MBIDS:
+        (tmp_path / "c/metadata" / f"{mbid}.json").write_text(json.dumps(carnatic))
+    assert dunya_carnatic(tmp_path / "c")[0]["labels"] == ["form--Kriti", "instrument--Violin", "raga--Kalyani",
+                                                          "tala--Adi"]
+    _ccml(tmp_path / "h", {m: ["raga--Yaman", "form--Khayal"] for m in _MBIDS})
+    rows = dunya_hindustani(tmp_path / "h")
+    assert [r["split"] for r in rows] == ["train", "train", "valid", "test"]
+    assert rows[0]["labels"] == ["form--Khayal", "raga--Yaman"]
+    with pytest.raises(FileNotFoundError, match=r"split: no train\.npy"):
+        dunya_carnatic(tmp_path / "none")
+
+
 # --- registry -----------------------------------------------------------------------------------
 
 def test_registry_options_and_written_task_loads(tmp_path):
@@ -325,6 +460,8 @@ def test_registry_options_and_written_task_loads(tmp_path):
         "saraga-carnatic": {"top_k": 20, "max_duration": 330.0},
         "saraga-hindustani": {"top_k": 20, "max_duration": 780.0},
         "makam": {"top_k": 30, "max_duration": 150.0},
+        "dunya-carnatic": {"top_k": 20, "max_duration": 330.0},
+        "dunya-hindustani": {"top_k": 20, "max_duration": 780.0},
     }
     assert all(r.task_type == "multilabel" for r in CULTUREMERT_READERS.values())
     _lyra(tmp_path / "lyra", n=20)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from melos.evaluation.dataset_files import DatasetReader, MissingAudioWarning
 from melos.evaluation.efficient_readers import (
     EFFICIENT_READERS,
+    VOCALSET_REMOVED,
     emomusic,
     giantsteps_mtg_key,
     mtg_jamendo,
@@ -69,6 +73,28 @@ def test_mtg_jamendo_audio_root_and_subset_files(tmp_path):
         mtg_jamendo(root, "genre", audio=tmp_path / "mp3")
     with pytest.raises(ValueError, match="subset must be one of"):
         mtg_jamendo(root, "all")
+
+
+def test_mtg_jamendo_in_marbles_layout(tmp_path):
+    """MARBLE: the mtg-jamendo-dataset clone beside audio-low/, whose files are <PATH>.low.mp3."""
+    clone = make_mtg(tmp_path / "mtg-jamendo-dataset", "autotagging_top50tags")
+    for path in (clone / "audio").rglob("*.mp3"):
+        low = tmp_path / "audio-low" / path.relative_to(clone / "audio")
+        tone(low.with_name(low.name.removesuffix(".low.mp3").removesuffix(".mp3") + ".low.mp3"))
+    shutil.rmtree(clone / "audio")
+    rows = mtg_jamendo(tmp_path, "top50tags")
+    assert [row["path"] for row in rows] == [str(tmp_path / f"audio-low/{p}.low.mp3")
+                                             for p in ("14/214", "15/315", "16/1416")]
+    assert mtg_jamendo(clone, "top50tags") == rows  # the clone itself, audio-low/ its sibling
+    assert sf.info(rows[0]["path"]).format == "MP3"
+
+
+def tone(path: Path, sample_rate: int = 16000, seconds: float = 0.1) -> Path:
+    """A short tone in the format the suffix names (MP3 for MTG-Jamendo, WAV for VocalSet)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(sample_rate * seconds)) / sample_rate
+    sf.write(path, 0.3 * np.sin(2 * np.pi * 440 * t), sample_rate)
+    return path
 
 
 def test_mtg_jamendo_errors(tmp_path):
@@ -143,6 +169,18 @@ def test_vocalset_short_singer_folders(tmp_path):
     touch(tmp_path / "FULL/m4/scales/belt/m4_scales_belt_a.wav")
     rows = vocalset(tmp_path, "technique", valid_fraction=0.0)
     assert [(row["split"], row["labels"]) for row in rows] == [("test", "belt"), ("train", "belt")]
+
+
+def test_vocalset_leaves_out_the_files_marble_deletes(tmp_path):
+    root = make_vocalset(tmp_path)
+    tone(root / "FULL/female2/scales/vibrato/f2_scales_vibrato_a(1).wav", 44100)  # the duplicate copy
+    tone(root / "FULL/female3/long_tones/vibrato/caro_vibrato.wav", 44100)  # not in the paper's Table 2
+    tone(root / "FULL/female3/long_tones/belt/caro_vibrato.wav", 44100)  # same name, another technique: kept
+    for target in ("technique", "singer"):
+        names = {Path(row["path"]).relative_to(root / "FULL").as_posix() for row in vocalset(root, target)}
+        assert "female3/long_tones/belt/caro_vibrato.wav" in names
+        assert not {n for n in names if n.endswith(("vibrato_a(1).wav", "vibrato/caro_vibrato.wav"))}
+    assert len(VOCALSET_REMOVED) == 5
 
 
 def test_vocalset_errors(tmp_path):

@@ -54,3 +54,21 @@ def test_probe_suite_runs_what_is_there_and_lists_the_rest(tmp_path, capsys, mon
     assert json.loads((out / "results.json").read_text())["suites"] == ["efficient"]  # for `melos report`
     assert main(["probe", "--model", "mert-tiny", "--suite", "efficient", "--out", str(out)]) == 2
     assert "--suite needs --data-root" in capsys.readouterr().err
+
+
+def test_culturemert_reads_the_dunya_collections_else_saraga(tmp_path):
+    """The paper's Carnatic set is Dunya's (ccml layout, folder carnatic/); with only Saraga 1.5
+    under the root, its subset stands in and the table names it."""
+    for i in range(10):
+        folder = tmp_path / "saraga1.5_carnatic" / "Concert" / f"Title {i}"
+        folder.mkdir(parents=True)
+        raga = ("Todi", "Kalyani")[i % 2]
+        (folder / f"Title {i}.json").write_text(json.dumps({"mbid": f"m{i}", "raaga": [{"common_name": raga}]}))
+        (folder / f"Title {i}.mp3.mp3").touch()
+    tasks, missing = prepare_suite("culturemert", tmp_path, tmp_path / "out")
+    assert [task.name for task in tasks] == ["saraga-carnatic"]
+    assert any(line.startswith("dunya-hindustani: no folder") and "saraga1.5_hindustani" in line
+               for line in missing)
+    table = suite_table("culturemert", {"m": {"saraga-carnatic": {"roc_auc": {"mean": 0.7}}}})
+    assert "| saraga-carnatic | roc_auc | 70.0 | 74.9 | -4.9 |" in table
+    assert "| dunya-hindustani | roc_auc | - | 82.4 | - |" in table

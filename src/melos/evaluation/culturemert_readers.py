@@ -1,10 +1,12 @@
-"""Readers for the CultureMERT tagging suite: FMA-medium, Lyra, Saraga Carnatic and Hindustani, Turkish makam.
+"""Readers for the CultureMERT tagging suite: FMA-medium, Lyra, Turkish makam, and the Carnatic
+and Hindustani collections (Dunya, in the ccml layout, or their Saraga 1.5 subsets).
 
 Like the readers in `datasets`, each takes the dataset root, reads only metadata and returns
 manifest rows ``{"path", "split", "labels", "id"}`` (labels: a list of tags; the top-k tags are
-counted on the training split by `tasks.load_task`). FMA keeps its official split; the others
-use `random_split` (0.7/0.1/0.2, seeded, the convention of the ccml / LC-Protonets splits) unless
-``root/splits/{train,valid,test}.txt`` id lists are present, which then replace it.
+counted on the training split by `tasks.load_task`, as ccml does). Where the ccml code publishes
+its split (``split/*.npy``, see `ccml_layout`) it is used; else FMA keeps its official split,
+Lyra its own, and the others use `random_split` (0.7/0.1/0.2, seeded, the convention of the ccml /
+LC-Protonets splits) unless ``root/splits/{train,valid,test}.txt`` id lists replace it.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .ccml_layout import ccml_rows, ccml_split
 from .dataset_files import DatasetReader, check_audio, read_lines
 from .tasks import SPLITS
 
-__all__ = ["CULTUREMERT_READERS", "fma_medium", "lyra", "makam", "published_split", "random_split",
+__all__ = ["CULTUREMERT_READERS", "dunya_carnatic", "dunya_hindustani", "fma_medium", "lyra",
+           "makam", "published_split", "random_split",
            "saraga_carnatic", "saraga_hindustani"]
 
 SPLIT_SEED = 0
@@ -27,6 +31,9 @@ LYRA_VALID = 0.1  # of Lyra's training split, held out (seeded) for validation
 _FMA_SPLITS = {"training": "train", "validation": "valid", "test": "test"}
 _FMA_MEDIUM = ("small", "medium")  # FMA-medium is the medium subset plus the small one it contains
 _LYRA_TAG_COLUMNS = ("genres", "instruments", "place")
+# Saraga 1.5's 249 Carnatic and 108 Hindustani recordings (mirdata's index), cut 0.7/0.1/0.2 by random_split
+SARAGA_CARNATIC_SPLIT = {"train": 174, "valid": 25, "test": 50}
+SARAGA_HINDUSTANI_SPLIT = {"train": 76, "valid": 11, "test": 21}
 _SARAGA_AUDIO_SUFFIXES = (".mp3.mp3", ".mp3", ".wav")  # Saraga 1.5 names the mix "<title>.mp3.mp3"
 
 
@@ -91,15 +98,19 @@ def _open_csv(path: Path, delimiter: str = ",") -> tuple[Any, Any]:
 
 
 def fma_medium(root: Path) -> list[dict]:
-    """FMA-medium genres from ``fma_metadata/tracks.csv`` with its official split.
+    """FMA-medium genre tags as CultureMERT / ccml use them: every genre of ``track/genres_all``.
 
-    tracks.csv has a two-level header (``set/split``, ``set/subset``, ``track/genre_top``) and a
-    ``track_id`` index-name line; audio is ``fma_medium/<id // 1000:03d>/<id:06d>.mp3``. Labels are
-    ``[genre_top]``: one of the 16 top-level genres every FMA-medium track has, so top_k=20 keeps
-    them all (CultureMERT's "20 genres" would need genres_all and genres.csv, not read here).
+    ``fma_metadata/tracks.csv`` has a two-level header (``set/split``, ``set/subset``,
+    ``track/genres_all``) and a ``track_id`` index-name line; ``genres_all`` is a list of genre ids
+    (``"[21, 12]"``) holding each genre of the track and all its parents, named by the ``title``
+    column of ``fma_metadata/genres.csv`` (``genre_id,#tracks,parent,title,top_level``); top_k=20
+    keeps the 20 most frequent. Audio is ``fma_medium/<id // 1000:03d>/<id:06d>.mp3``. The split is
+    ccml's published random one when ``split/{train,valid,test}.npy`` (track ids, copied from
+    ccml's ``data/fma/split/``) are present, else FMA's official ``set/split``.
     """
     root = Path(root)
     source = root / "fma_metadata" / "tracks.csv"
+    genres = _fma_genres(root / "fma_metadata" / "genres.csv")
     f, reader = _open_csv(source)
     with f:
         columns = _fma_columns(source, reader)
@@ -108,27 +119,62 @@ def fma_medium(root: Path) -> list[dict]:
             n, line = line + 1, reader.line_num
             if not record or record[0] == "track_id":
                 continue
-            row = _fma_row(root, source, n, record, columns)
+            row = _fma_row(root, source, n, record, columns, genres)
             if row is not None:
                 rows.append(row)
+    ccml = ccml_split(root / "split")
+    if ccml is not None:
+        rows = _fma_ccml_split(root / "split", rows, ccml)
     return check_audio(rows, source)
 
 
+def _fma_genres(source: Path) -> dict[int, str]:
+    """genre id -> title from FMA's genres.csv."""
+    f, reader = _open_csv(source)
+    with f:
+        table = [(reader.line_num, record) for record in reader if record]
+    if not table or table[0][1][:1] != ["genre_id"] or "title" not in table[0][1]:
+        raise ValueError(f"{source}:1: expected the header genre_id,#tracks,parent,title,top_level")
+    column = table[0][1].index("title")
+    genres = {}
+    for n, record in table[1:]:
+        try:
+            genres[int(record[0])] = record[column].strip()
+        except (ValueError, IndexError):
+            raise ValueError(f"{source}:{n}: expected an integer genre_id and a title") from None
+    return genres
+
+
+def _fma_ccml_split(folder: Path, rows: list[dict], splits: dict[str, str]) -> list[dict]:
+    """`rows` re-split by ccml's id lists (ids may be zero-padded); tracks in no list are left out."""
+    try:
+        by_track = {str(int(id_)): split for id_, split in splits.items()}
+    except ValueError:
+        raise ValueError(f"{folder}: FMA track ids must be integers") from None
+    known = {row["id"] for row in rows}
+    unknown = sorted(set(by_track) - known, key=int)
+    if unknown:
+        raise ValueError(f"{folder}: {len(unknown)} listed tracks are not in FMA-medium's tracks.csv, "
+                         f"e.g. {unknown[0]}")
+    return [{**row, "split": by_track[row["id"]]} for row in rows if row["id"] in by_track]
+
+
 def _fma_columns(source: Path, reader: Any) -> dict[str, int]:
-    """Indices of split, subset and genre_top from the two header lines of tracks.csv."""
+    """Indices of split, subset and genres_all from the two header lines of tracks.csv."""
     try:
         top, sub = next(reader), next(reader)
     except StopIteration:
         raise ValueError(f"{source}: expected two header lines") from None
     names = {(a, b): i for i, (a, b) in enumerate(zip(top, sub))}
-    wanted = {"split": ("set", "split"), "subset": ("set", "subset"), "genre_top": ("track", "genre_top")}
+    wanted = {"split": ("set", "split"), "subset": ("set", "subset"), "genres_all": ("track", "genres_all")}
     absent = [f"{a}/{b}" for a, b in wanted.values() if (a, b) not in names]
     if absent:
         raise ValueError(f"{source}:1: header has no column(s) {', '.join(absent)}")
     return {key: names[pair] for key, pair in wanted.items()}
 
 
-def _fma_row(root: Path, source: Path, n: int, record: list[str], columns: dict[str, int]) -> dict | None:
+def _fma_row(root: Path, source: Path, n: int, record: list[str], columns: dict[str, int],
+             genres: dict[int, str]) -> dict | None:
     """One manifest row for a tracks.csv record, or None when the track is not in FMA-medium."""
     if len(record) <= max(columns.values()):
         raise ValueError(f"{source}:{n}: expected at least {max(columns.values()) + 1} columns, got {len(record)}")
@@ -141,11 +187,20 @@ def _fma_row(root: Path, source: Path, n: int, record: list[str], columns: dict[
     split = _FMA_SPLITS.get(record[columns["split"]])
     if split is None:
         raise ValueError(f"{source}:{n}: split must be training, validation or test, got {record[columns['split']]!r}")
-    genre = record[columns["genre_top"]]
-    if not genre:
-        raise ValueError(f"{source}:{n}: track {track} has no genre_top")
+    try:
+        ids = json.loads(record[columns["genres_all"]])
+    except json.JSONDecodeError:
+        ids = None
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise ValueError(f"{source}:{n}: genres_all must be a list of genre ids, "
+                         f"got {record[columns['genres_all']]!r}")
+    if not ids:
+        raise ValueError(f"{source}:{n}: track {track} has no genres_all")
+    unknown = [i for i in ids if i not in genres]
+    if unknown:
+        raise ValueError(f"{source}:{n}: genre id {unknown[0]} of track {track} is not in genres.csv")
     path = root / "fma_medium" / f"{track // 1000:03d}" / f"{track:06d}.mp3"
-    return {"path": str(path), "split": split, "labels": [genre], "id": str(track)}
+    return {"path": str(path), "split": split, "labels": sorted({genres[i] for i in ids}), "id": str(track)}
 
 
 def lyra(root: Path) -> list[dict]:
@@ -252,25 +307,49 @@ def _saraga(root: Path, collection: str, fields: dict[str, str]) -> list[dict]:
 def makam(root: Path) -> list[dict]:
     """CompMusic Turkish-makam tags (makam, usul, instruments) from Dunya recording records.
 
-    Dunya has no file release, so the layout is melos's own: ``metadata/<mbid>.json`` holding the
-    Dunya API's makam recording object (``makamlist[].name``, ``usullist[].name``,
-    ``performers[].instrument.name``) and the audio at ``audio/<mbid>.mp3``.
+    In the ccml reference layout (``split/train.npy`` present, see `ccml_layout`) the split is
+    the published one and the audio ``audios/<mbid>.mp3``. Otherwise the layout is melos's own
+    (Dunya has no file release): ``metadata/<mbid>.json`` holding the Dunya API's makam recording
+    object (``makamlist[].name``, ``usullist[].name``, ``performers[].instrument.name``), the audio
+    at ``audio/<mbid>.mp3`` and the shared split.
     """
     root = Path(root)
+    if (root / "split" / "train.npy").is_file():
+        rows, source = ccml_rows(root, _makam_tags)
+        return check_audio(rows, source)
     folder = root / "metadata"
     files = sorted(folder.glob("*.json"))
     if not files:
         raise FileNotFoundError(f"{folder}: no recording metadata '<mbid>.json' found")
-    items: dict[str, tuple[Path, list[str]]] = {}
-    for file in files:
-        meta = _read_json(file)
-        tags = {f"{tag}--{name}" for tag, key in (("makam", "makamlist"), ("usul", "usullist"))
-                for name in _names(file, _entries(file, meta, key), key)}
-        instruments = [p.get("instrument") for p in _entries(file, meta, "performers")]
-        tags |= {f"instrument--{i['name'].strip()}" for i in instruments
-                 if isinstance(i, dict) and isinstance(i.get("name"), str) and i["name"].strip()}
-        items[file.stem] = (root / "audio" / f"{file.stem}.mp3", sorted(tags))
+    items = {file.stem: (root / "audio" / f"{file.stem}.mp3", _makam_tags(file, _read_json(file)))
+             for file in files}
     return check_audio(_split_rows(root, items), folder)
+
+
+def _makam_tags(file: Path, meta: dict) -> list[str]:
+    """``makam--X``, ``usul--X`` and ``instrument--X`` tags of a Dunya makam recording record."""
+    tags = {f"{tag}--{name}" for tag, key in (("makam", "makamlist"), ("usul", "usullist"))
+            for name in _names(file, _entries(file, meta, key), key)}
+    instruments = [p.get("instrument") for p in _entries(file, meta, "performers")]
+    tags |= {f"instrument--{i['name'].strip()}" for i in instruments
+             if isinstance(i, dict) and isinstance(i.get("name"), str) and i["name"].strip()}
+    return sorted(tags)
+
+
+def dunya_carnatic(root: Path) -> list[dict]:
+    """The Dunya CompMusic Carnatic collection in the ccml layout (`ccml_layout`): raga, tala, form
+    and instrument tags, from ``split/metadata.json`` or the Dunya records ``metadata/<mbid>.json``
+    (fields as in Saraga: ``raaga``, ``taala``, ``form``, ``artists[].instrument.name``)."""
+    fields = {"raga": "raaga", "tala": "taala", "form": "form"}
+    rows, source = ccml_rows(Path(root), lambda file, meta: _saraga_tags(file, meta, fields))
+    return check_audio(rows, source)
+
+
+def dunya_hindustani(root: Path) -> list[dict]:
+    """As `dunya_carnatic`, for the Hindustani collection (``raags``, ``taals``, ``forms``)."""
+    fields = {"raga": "raags", "tala": "taals", "form": "forms"}
+    rows, source = ccml_rows(Path(root), lambda file, meta: _saraga_tags(file, meta, fields))
+    return check_audio(rows, source)
 
 
 def _names(file: Path, entries: list[dict], key: str) -> list[str]:
@@ -336,7 +415,11 @@ def _saraga_audio(file: Path) -> Path:
 CULTUREMERT_READERS: dict[str, DatasetReader] = {
     "fma-medium": DatasetReader(fma_medium, "multilabel", {"top_k": 20}),
     "lyra": DatasetReader(lyra, "multilabel", {"top_k": 30}),
-    "saraga-carnatic": DatasetReader(saraga_carnatic, "multilabel", {"top_k": 20, "max_duration": 330.0}),
-    "saraga-hindustani": DatasetReader(saraga_hindustani, "multilabel", {"top_k": 20, "max_duration": 780.0}),
+    "saraga-carnatic": DatasetReader(saraga_carnatic, "multilabel", {"top_k": 20, "max_duration": 330.0},
+                                     SARAGA_CARNATIC_SPLIT),
+    "saraga-hindustani": DatasetReader(saraga_hindustani, "multilabel", {"top_k": 20, "max_duration": 780.0},
+                                       SARAGA_HINDUSTANI_SPLIT),
     "makam": DatasetReader(makam, "multilabel", {"top_k": 30, "max_duration": 150.0}),
+    "dunya-carnatic": DatasetReader(dunya_carnatic, "multilabel", {"top_k": 20, "max_duration": 330.0}),
+    "dunya-hindustani": DatasetReader(dunya_hindustani, "multilabel", {"top_k": 20, "max_duration": 780.0}),
 }

@@ -209,6 +209,6 @@ READERS: dict[str, DatasetReader] = {
     "nsynth-instrument": DatasetReader(partial(nsynth, target="instrument"), "multiclass", {"window": 4.0},
                                        NSYNTH_SPLIT),
     "nsynth-pitch": DatasetReader(partial(nsynth, target="pitch"), "multiclass", {"window": 4.0}, NSYNTH_SPLIT),
-    **CULTUREMERT_READERS,  # fma-medium, lyra, makam, saraga-carnatic, saraga-hindustani
+    **CULTUREMERT_READERS,  # fma-medium, lyra, makam, saraga-*, dunya-*
     **EFFICIENT_READERS,  # mtg-jamendo-*, vocalset-*, giantsteps-mtg-key, emomusic
 }

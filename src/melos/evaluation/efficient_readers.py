@@ -20,18 +20,24 @@ from pathlib import Path
 from .culturemert_readers import SPLIT_SEED, random_split
 from .dataset_files import DatasetReader, check_audio, giantsteps_items, normalise_key, read_lines
 
-__all__ = ["EFFICIENT_READERS", "MTG_SUBSETS", "VOCALSET_TECHNIQUES", "VOCALSET_TEST_SINGERS", "emomusic",
+__all__ = ["EFFICIENT_READERS", "MTG_SUBSETS", "VOCALSET_REMOVED", "VOCALSET_TECHNIQUES",
+           "VOCALSET_TEST_SINGERS", "emomusic",
            "giantsteps_mtg_key", "mtg_jamendo", "vocalset"]
 
 _MTG_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
 _MTG_HEADER = ["TRACK_ID", "ARTIST_ID", "ALBUM_ID", "PATH", "DURATION", "TAGS"]
+MTG_CLONE = "mtg-jamendo-dataset"  # the metadata repository's folder in MARBLE's layout
 MTG_SUBSETS = {"top50tags": "autotagging_top50tags", "genre": "autotagging_genre",
                "instrument": "autotagging_instrument", "moodtheme": "autotagging_moodtheme"}
 # MARBLE's VocalSet preprocess.py: the ten techniques of the technique task and its test singers
 VOCALSET_TECHNIQUES = ("belt", "breathy", "inhaled", "lip_trill", "spoken", "straight", "trill", "trillo",
                        "vibrato", "vocal_fry")
 VOCALSET_TEST_SINGERS = ("f2", "f8", "m3", "m5", "m10")
+# deleted by MARBLE's VocalSet preprocess.py: a duplicate and four recordings not in the paper's Table 2
+VOCALSET_REMOVED = frozenset({"vibrato/f2_scales_vibrato_a(1).wav", "vibrato/caro_vibrato.wav",
+                              "vibrato/dona_vibrato.wav", "vibrato/row_vibrato.wav", "vibrato/slow_vibrato_arps.wav"})
 _SINGER_FOLDER = re.compile(r"^(f|m)(?:emale|ale)?(\d+)$")
+GIANTSTEPS_KEY_TRACKS = 604  # the GiantSteps key dataset, the test set
 _GIANTSTEPS_FOLDERS = ("giantsteps-key-dataset", "giantsteps-mtg-key-dataset")
 
 
@@ -47,14 +53,18 @@ def mtg_jamendo(root: Path, subset: str = "top50tags", split: int = 0, audio: Pa
 
     Reads ``data/splits/split-<split>/<file>-{train,validation,test}.tsv`` where <file> is
     ``autotagging_<subset>`` (tab-separated TRACK_ID, ARTIST_ID, ALBUM_ID, PATH, DURATION, then one
-    tag per column, e.g. ``genre---rock``). Audio is ``<audio>/<PATH>`` (default ``root/audio``);
-    where only the low-quality download exists, ``<PATH with .low.mp3>`` is used.
+    tag per column, e.g. ``genre---rock``). `root` is the mtg-jamendo-dataset clone, or (MARBLE's
+    layout) the folder holding it as ``mtg-jamendo-dataset/`` beside the audio. Audio is
+    ``<audio>/<PATH>``, `audio` by default the first of ``root/audio``, ``root/audio-low`` and the
+    clone's sibling ``audio-low`` that exists; where only the low-quality download (MARBLE's
+    default) exists, ``<PATH with .low.mp3>`` is used.
     """
     if subset not in MTG_SUBSETS:
         raise ValueError(f"subset must be one of {', '.join(MTG_SUBSETS)}, got {subset!r}")
     root = Path(root)
-    audio_root = Path(audio) if audio is not None else root / "audio"
-    folder = root / "data" / "splits" / f"split-{split}"
+    clone = root / MTG_CLONE if not (root / "data" / "splits").is_dir() and (root / MTG_CLONE).is_dir() else root
+    audio_root = Path(audio) if audio is not None else _mtg_audio_root(root, clone)
+    folder = clone / "data" / "splits" / f"split-{split}"
     rows: list[dict] = []
     seen: dict[str, str] = {}
     for ours, theirs in _MTG_SPLITS.items():
@@ -65,6 +75,12 @@ def mtg_jamendo(root: Path, subset: str = "top50tags", split: int = 0, audio: Pa
             seen[track] = ours
             rows.append({"path": str(_mtg_audio(audio_root, path)), "split": ours, "labels": tags, "id": track})
     return check_audio(rows, folder)
+
+
+def _mtg_audio_root(root: Path, clone: Path) -> Path:
+    """The first existing of root/audio, root/audio-low and the clone's sibling audio-low (else root/audio)."""
+    candidates = (root / "audio", root / "audio-low", clone.parent / "audio-low")
+    return next((p for p in candidates if p.is_dir()), candidates[0])
 
 
 def _mtg_records(source: Path) -> list[tuple[int, str, str, list[str]]]:
@@ -93,7 +109,9 @@ def _mtg_audio(audio_root: Path, path: str) -> Path:
 def vocalset(root: Path, target: str = "technique", valid_fraction: float = 0.1, seed: int = SPLIT_SEED
              ) -> list[dict]:
     """VocalSet recordings ``FULL/<singer>/<context>/<technique>/<file>.wav`` (singer folders
-    ``female1``.. or ``f1``..; labels use the short form ``f1``/``m10``).
+    ``female1``.. or ``f1``..; labels use the short form ``f1``/``m10``). The five files MARBLE
+    deletes (`VOCALSET_REMOVED`: a duplicate ``(1)`` copy and four not in the paper's Table 2) are
+    left out.
 
     ``"technique"``: the ten techniques of MARBLE's task; singers f2 f8 m3 m5 m10 (VocalSet's
     ``test_singers_technique.txt``, as in MARBLE) are the test split, and `valid_fraction` of the
@@ -106,7 +124,8 @@ def vocalset(root: Path, target: str = "technique", valid_fraction: float = 0.1,
     folder = Path(root) / "FULL"
     if not folder.is_dir() and Path(root).name == "FULL":
         folder = Path(root)
-    files = sorted(p for p in folder.glob("*/*/*/*.wav") if not p.name.startswith("."))
+    files = sorted(p for p in folder.glob("*/*/*/*.wav")
+                   if not p.name.startswith(".") and f"{p.parent.name}/{p.name}" not in VOCALSET_REMOVED)
     if not files:
         raise FileNotFoundError(f"{folder}: no recordings '<singer>/<context>/<technique>/<file>.wav' found")
     items = {str(p.relative_to(folder)): (p, _vocalset_singer(p, folder), p.parent.name) for p in files}
@@ -279,6 +298,6 @@ EFFICIENT_READERS: dict[str, DatasetReader] = {
     "mtg-jamendo-moodtheme": DatasetReader(partial(mtg_jamendo, subset="moodtheme"), "multilabel"),
     "vocalset-technique": DatasetReader(partial(vocalset, target="technique"), "multiclass", {"window": 3.0}),
     "vocalset-singer": DatasetReader(partial(vocalset, target="singer"), "multiclass", {"window": 3.0}),
-    "giantsteps-mtg-key": DatasetReader(giantsteps_mtg_key, "key"),
+    "giantsteps-mtg-key": DatasetReader(giantsteps_mtg_key, "key", expected={"test": GIANTSTEPS_KEY_TRACKS}),
     "emomusic": DatasetReader(emomusic, "regression", {"targets": ["arousal", "valence"]}),
 }

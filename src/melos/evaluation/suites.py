@@ -26,12 +26,18 @@ from .tasks import Task, load_task
 class SuiteTask:
     """One row group of a suite: the reader (a `READERS` name), its folder under the data root,
     the metrics the paper reports and, per reference model of the suite, the published values of
-    those metrics (x100)."""
+    those metrics (x100). `fallback` (reader, folder) is read when the folder is absent: a smaller
+    public stand-in for the paper's dataset, whose scores are then not comparable."""
 
     reader: str
     folder: str
     metrics: tuple[str, ...]
     reference: tuple[tuple[float | None, ...], ...]
+    fallback: tuple[str, str] | None = None
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(reader, folder) pairs in the order they are tried."""
+        return [(self.reader, self.folder), *([self.fallback] if self.fallback else [])]
 
 
 REFERENCES: dict[str, tuple[str, ...]] = {
@@ -41,8 +47,10 @@ REFERENCES: dict[str, tuple[str, ...]] = {
 SUITES: dict[str, list[SuiteTask]] = {
     "culturemert": [
         SuiteTask("makam", "makam", ("roc_auc", "ap"), ((83.2, 53.3),)),
-        SuiteTask("saraga-hindustani", "saraga1.5_hindustani", ("roc_auc", "ap"), ((82.4, 52.9),)),
-        SuiteTask("saraga-carnatic", "saraga1.5_carnatic", ("roc_auc", "ap"), ((74.9, 39.7),)),
+        SuiteTask("dunya-hindustani", "hindustani", ("roc_auc", "ap"), ((82.4, 52.9),),
+                  ("saraga-hindustani", "saraga1.5_hindustani")),
+        SuiteTask("dunya-carnatic", "carnatic", ("roc_auc", "ap"), ((74.9, 39.7),),
+                  ("saraga-carnatic", "saraga1.5_carnatic")),
         SuiteTask("lyra", "lyra", ("roc_auc", "ap"), ((85.7, 56.5),)),
         SuiteTask("fma-medium", "fma", ("roc_auc", "ap"), ((90.7, 48.1),)),
         SuiteTask("magnatagatune", "magnatagatune", ("roc_auc", "ap"), ((89.6, 35.9),)),
@@ -65,18 +73,22 @@ SUITES: dict[str, list[SuiteTask]] = {
 
 
 def prepare_suite(suite: str, data_root: str | Path, out: str | Path) -> tuple[list[Task], list[str]]:
-    """Write the tasks of `suite` whose dataset folder exists under `data_root` into `out/tasks/`;
-    returns them and one line per task left out (its missing folder)."""
+    """Write the tasks of `suite` whose dataset folder exists under `data_root` into `out/tasks/`
+    (a task's fallback when only its folder exists); returns them and one line per task left out
+    (its missing folders)."""
     if suite not in SUITES:
         raise ValueError(f"suite must be one of {', '.join(SUITES)}, got {suite!r}")
     tasks, missing = [], []
     for item in SUITES[suite]:
-        root = Path(data_root).expanduser() / item.folder
-        if not root.is_dir():
-            missing.append(f"{item.reader}: no folder {root}")
+        found = [(name, Path(data_root).expanduser() / folder) for name, folder in item.choices()
+                 if (Path(data_root).expanduser() / folder).is_dir()]
+        if not found:
+            folders = " nor ".join(str(Path(data_root).expanduser() / folder) for _, folder in item.choices())
+            missing.append(f"{item.reader}: no folder {folders}")
             continue
-        reader = READERS[item.reader]
-        tasks.append(load_task(write_task(reader.read(root), Path(out) / "tasks", item.reader, reader.task_type,
+        name, root = found[0]
+        reader = READERS[name]
+        tasks.append(load_task(write_task(reader.read(root), Path(out) / "tasks", name, reader.task_type,
                                           **reader.options)))
     return tasks, missing
 
@@ -89,12 +101,14 @@ def suite_table(suite: str, summary: dict[str, dict[str, dict]]) -> str:
               *(f"{m} - {r}" for m in models for r in references)]
     rows = []
     for item in SUITES[suite]:
+        ran = [name for name, _ in item.choices() if any(name in summary[m] for m in models)]
+        name = ran[0] if ran else item.reader
         for i, metric in enumerate(item.metrics):
-            values = [summary[m].get(item.reader, {}).get(metric, {}).get("mean") for m in models]
+            values = [summary[m].get(name, {}).get(metric, {}).get("mean") for m in models]
             published = [ref[i] for ref in item.reference]
             cells = [f"{100 * v:.1f}" if v is not None else "-" for v in values]
             diffs = [f"{100 * v - p:+.1f}" if v is not None and p is not None else "-"
                      for v in values for p in published]
-            rows.append([item.reader, metric, *cells, *(f"{p:.1f}" if p is not None else "-" for p in published),
+            rows.append([name, metric, *cells, *(f"{p:.1f}" if p is not None else "-" for p in published),
                          *diffs])
     return markdown_table(header, rows)
