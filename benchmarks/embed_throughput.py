@@ -1,24 +1,31 @@
-"""Model-level embedding throughput: melos MERT vs transformers' HubertModel, same weights.
+"""Model-level embedding throughput: melos MERT vs transformers' HubertModel, same weights, and
+melos in float32, bfloat16 (weights held in bf16, `melos.models.precision`) and int8 (torch.ao
+dynamic quantization of the Linear layers).
 
     python benchmarks/embed_throughput.py [--preset mert-v1-95m] [--seconds 30] [--runs 5]
+        [--dtype float32,bfloat16,int8]
 
-Both models run the 95M architecture (random weights) on the same 30 s clip, alternating, in
-one process. Prints audio-seconds per wall-second for each, the median speed ratio, the max
-abs difference of every hidden state, and model FLOP utilisation: achieved FLOP/s over the
-FLOP/s of a large float32 matmul measured in the same run.
+Every model runs the same clip, alternating, in one process. Prints audio-seconds per
+wall-second for each, the speed ratio to melos float32 (median of paired runs), the smallest
+per-frame cosine similarity of every hidden state to float32's, and model FLOP utilisation:
+achieved FLOP/s over the FLOP/s of a large matmul of the same dtype measured in the same run
+(int8 against the bf16 peak: torch has no int8 matmul to time). transformers runs float32 only.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import tempfile
 import time
 
 import torch
+import torch.nn.functional as F
 from transformers import HubertModel
 
 from melos.models import MERTConfig, load_encoder
+from melos.models.precision import bf16_supported, held_in_bfloat16
 
 
 def encoder_flops(c: MERTConfig, n_samples: int) -> float:
@@ -35,8 +42,8 @@ def encoder_flops(c: MERTConfig, n_samples: int) -> float:
     return flops + c.num_hidden_layers * per_layer
 
 
-def matmul_flops_per_second(n: int = 4096, runs: int = 3) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_flops_per_second(n: int = 4096, runs: int = 3, dtype: torch.dtype = torch.float32) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(runs))
     return 2 * n**3 / best
@@ -48,51 +55,80 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def variants(model, names: list[str]) -> dict:
+    """The melos model in each asked-for precision (float32 is `model` itself)."""
+    out = {}
+    for name in names:
+        if name == "float32":
+            out[name] = model
+        elif name == "bfloat16":
+            out[name] = held_in_bfloat16(model)
+        elif name == "int8":
+            out[name] = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear},
+                                                               dtype=torch.qint8)
+        else:
+            raise SystemExit(f"--dtype: unknown {name!r} (float32, bfloat16, int8)")
+    return out
+
+
+def frame_cosine(reference, states) -> float:
+    """The smallest per-frame cosine similarity over every hidden state."""
+    return min(F.cosine_similarity(a.float(), b.float(), dim=-1).min().item() for a, b in zip(reference, states))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="mert-v1-95m")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--dtype", default="float32", help="comma list of float32, bfloat16, int8")
     args = parser.parse_args()
+    names = ["float32", *(d for d in args.dtype.split(",") if d != "float32")]
+    if "bfloat16" in names and not bf16_supported():
+        print("this CPU has no native bfloat16 (AVX512-BF16 or AMX): bfloat16 would be emulated, left out")
+        names.remove("bfloat16")
 
-    torch.manual_seed(0)
     melos_model = load_encoder(args.preset)
     with tempfile.TemporaryDirectory() as tmp:
         melos_model.save_pretrained(tmp)
         hf_model = HubertModel.from_pretrained(tmp).eval()  # default attention: SDPA
+    models = variants(melos_model, names)
     audio = torch.randn(1, int(args.seconds * melos_model.sample_rate))
     # The official processor normalises the clip; melos does it inside the model.
     normalised = (audio - audio.mean()) / torch.sqrt(audio.var(correction=0) + 1e-7)
-
-    def run_melos():
-        return melos_model(audio).hidden_states
-
-    def run_hf():
-        return hf_model(normalised, output_hidden_states=True)
+    runners = {f"melos {n}": (lambda m=m: m(audio).hidden_states) for n, m in models.items()}
+    runners["transformers float32"] = lambda: hf_model(normalised, output_hidden_states=True)
 
     with torch.inference_mode():
-        mine, theirs = run_melos(), run_hf()
+        reference = runners["melos float32"]()
+        theirs = runners["transformers float32"]()
         states = list(theirs.hidden_states)
         if melos_model.config.do_stable_layer_norm:
             states[-1] = theirs.last_hidden_state  # transformers 5 reports it before the final LayerNorm
-        max_diff = max((a - b).abs().max().item() for a, b in zip(mine, states))
-        times = {"melos": [], "transformers": []}
-        for _ in range(args.runs):  # alternate, so drift in machine load hits both
-            times["melos"].append(_timed(run_melos))
-            times["transformers"].append(_timed(run_hf))
-    peak = matmul_flops_per_second()
+        max_diff = max((a - b).abs().max().item() for a, b in zip(reference, states))
+        cosines = {f"melos {n}": frame_cosine(reference, runners[f"melos {n}"]()) for n in names}
+        times = {name: [] for name in runners}
+        for _ in range(args.runs):  # alternate, so drift in machine load hits every model
+            for name, run in runners.items():
+                times[name].append(_timed(run))
+    peaks = {"float32": matmul_flops_per_second()}
+    if bf16_supported():
+        peaks["bfloat16"] = matmul_flops_per_second(dtype=torch.bfloat16)
     flops = encoder_flops(melos_model.config, audio.shape[1])
 
-    print(f"{args.preset}, {args.seconds:g} s clip, CPU float32, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}")
+    print(f"{args.preset}, {args.seconds:g} s clip, CPU, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+          f"matmul peak " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(f"  {name:12s} median {med:6.2f} s  -> {args.seconds / med:5.2f} audio-s per s, "
-              f"{flops / med / 1e9:6.1f} GFLOP/s = {100 * flops / med / peak:4.1f}% of matmul")
-    ratios = [h / m for m, h in zip(times["melos"], times["transformers"])]
-    print(f"  speed ratio melos / transformers (median of paired runs): {statistics.median(ratios):.3f}")
-    print(f"  max abs difference over all {len(mine)} hidden states: {max_diff:.2e}")
-    print(f"  model FLOPs per clip {flops / 1e9:.1f} G; matmul peak {peak / 1e9:.1f} GFLOP/s")
+        dtype = name.split()[-1]
+        peak = peaks.get(dtype if dtype != "int8" else "bfloat16", peaks["float32"])
+        ratio = statistics.median(f / t for f, t in zip(times["melos float32"], ts))
+        extra = f"  min frame cosine to float32 {cosines[name]:.5f}" if name in cosines else ""
+        print(f"  {name:22s} median {med:6.2f} s -> {args.seconds / med:5.2f} audio-s per s, {ratio:4.2f}x melos "
+              f"float32, {flops / med / 1e9:6.1f} GFLOP/s = {100 * flops / med / peak:4.1f}% of its matmul peak{extra}")
+    print(f"  max abs difference melos float32 vs transformers over all {len(reference)} hidden states: "
+          f"{max_diff:.2e}")
+    print(f"  model FLOPs per clip {flops / 1e9:.1f} G")
 
 
 if __name__ == "__main__":

@@ -242,3 +242,46 @@ def test_truncated_file_is_an_error_row_unless_allowed(tmp_path, music, encoder,
     assert "file is truncated" in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "cli-allowed"), "--allow-truncated"]) == 0
     assert (tmp_path / "cli-allowed" / "partial.ogg.safetensors").is_file()
+
+
+def test_bfloat16_on_cpu_holds_the_weights_and_stays_within_cosine_0999_of_float32(encoder, monkeypatch):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    from melos.embedding.pipeline import WindowEncoder
+
+    monkeypatch.setattr("melos.embedding.pipeline.bf16_supported", lambda: True)  # the path, on any CPU
+    layers = list(range(encoder.n_hidden_states))
+    fp32 = WindowEncoder(encoder, layers, "none", "cpu", "float32")
+    bf16 = WindowEncoder(encoder, layers, "none", "cpu", "bfloat16")
+    assert bf16.encoder is not encoder and next(encoder.parameters()).dtype == torch.float32  # a copy
+    norms = [m for m in bf16.encoder.modules() if isinstance(m, (torch.nn.LayerNorm, torch.nn.GroupNorm))]
+    linears = [m for m in bf16.encoder.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d))]
+    assert norms and all(p.dtype == torch.float32 for m in norms for p in m.parameters())
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(12000) / 24000
+    freqs = torch.cat([200 + 100 * torch.rand(60, generator=g), 2000 + 1000 * torch.rand(60, generator=g)])
+    audio = torch.sin(2 * torch.pi * freqs[:, None] * t) * 0.3 + 0.05 * torch.randn(120, 12000, generator=g)
+    a, b = fp32(audio), bf16(audio)  # [B, L, T, H], float32
+    assert b.dtype == torch.float32
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=-1)  # per frame and layer
+    assert cos.min() >= 0.999
+    labels = (freqs > 1000).numpy()
+    for layer in (1, encoder.n_hidden_states - 1):  # a probe on either dtype's embeddings scores the same
+        aucs = []
+        for x in (a, b):
+            feats = x[:, layer].mean(dim=1).numpy()
+            probe = LogisticRegression(max_iter=2000).fit(feats[::2], labels[::2])
+            aucs.append(roc_auc_score(labels[1::2], probe.decision_function(feats[1::2])))
+        assert abs(aucs[0] - aucs[1]) <= 0.005
+
+
+def test_bfloat16_on_a_cpu_without_it_says_so_and_runs_float32(encoder, monkeypatch, caplog):
+    from melos.embedding.pipeline import WindowEncoder
+
+    monkeypatch.setattr("melos.embedding.pipeline.bf16_supported", lambda: False)
+    with caplog.at_level("WARNING"):
+        forward = WindowEncoder(encoder, [0, 1], "mean", "cpu", "bfloat16")
+    assert forward.encoder is encoder and "no native bfloat16" in caplog.text
+    assert not forward.autocast._enabled  # float32 as it is, no autocast either

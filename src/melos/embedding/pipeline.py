@@ -16,6 +16,7 @@ on a Ray cluster.
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -31,7 +32,10 @@ from ..audio import AudioError, info, iter_windows, window_starts
 from ..data.sources import AudioSource, list_sources
 from ..models import Encoder, load_encoder
 from ..models.loading import PRESET_SEED
+from ..models.precision import bf16_supported, held_in_bfloat16
 from .store import SUFFIX, Embeddings, Index, IndexRow, RunSummary, Sink, make_sink, remove_orphan_parts
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -152,21 +156,32 @@ def iter_file(file: int, source: AudioSource, sample_rate: int, window: float, h
 
 
 class WindowEncoder:
-    """The encoder call both engines make: a batch of equal-length windows -> kept layers, pooled."""
+    """The encoder call both engines make: a batch of equal-length windows -> kept layers, pooled.
+
+    dtype "bfloat16": on a CPU, a copy of the encoder with its weights held in bf16 and its norms
+    in fp32 (`models.precision`); on a CPU without native bf16 it says so once and runs fp32; on
+    a GPU, autocast."""
 
     def __init__(self, encoder: Encoder, layer_ids: list[int], pool: str, device: str, dtype: str):
         self.encoder, self.layer_ids, self.pool, self.device = encoder, layer_ids, pool, device
-        self.autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+        on_cpu = torch.device(device).type == "cpu"
+        if dtype == "bfloat16" and on_cpu:
+            if bf16_supported():
+                self.encoder = held_in_bfloat16(encoder)
+            else:
+                log.warning("this CPU has no native bfloat16 (AVX512-BF16 or AMX): embedding in float32")
+        self.autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16,
+                                       enabled=dtype == "bfloat16" and not on_cpu)
 
     @torch.inference_mode()
     def __call__(self, audio: torch.Tensor) -> torch.Tensor:
         """[B, N] -> [B, n_layers, H] (pool "mean") or [B, n_layers, T, H] (pool "none"), float32 on CPU."""
         with self.autocast:
             states = self.encoder(audio.to(self.device)).hidden_states
-        x = torch.stack([states[i] for i in self.layer_ids], dim=1)  # (B, n_layers, T, H)
+        x = torch.stack([states[i].float() for i in self.layer_ids], dim=1)  # (B, n_layers, T, H), pooled in fp32
         if self.pool == "mean":
             x = x.mean(dim=2)
-        return x.float().cpu()
+        return x.cpu()
 
 
 def file_embeddings(results: list[torch.Tensor], starts: list[float], duration: float, pool: str,
@@ -197,7 +212,8 @@ def embed(model: Encoder | str, input: str | Path | Sequence[AudioSource], out_d
         layers: "all" or hidden-state indices to keep.
         window, hop: window length and hop in seconds (hop defaults to window).
         pool: "mean" (over time, per window -> [n_layers, n_windows, H]) or "none" (frames).
-        device, dtype: where the encoder runs; "bfloat16" uses autocast.
+        device, dtype: where the encoder runs; "bfloat16" holds the weights in bf16 on a CPU
+            (about 1.6x fp32's speed on one with AVX512-BF16) and uses autocast on a GPU.
         batch_size: windows per encoder call.
         skip_existing: keep files that an earlier run finished; retry failed ones.
         max_duration: embed only the first `max_duration` seconds of each file.
