@@ -138,8 +138,8 @@ def test_probe_errors(tmp_path, capsys, tone_task):
     assert main(["probe", "--model", "mert-tiny", "--task", str(task), "--out", str(tmp_path / "r"), "--cache",
                  str(tmp_path / "cache"), "--seeds", "1", "--epochs", "1", "--no-progress"]) == 0
     probe = tmp_path / "r" / "probes" / "0-tones-multiclass.safetensors"
-    torch.manual_seed(1)  # other random weights: not the encoder the probe was trained on
-    assert main(["sense", str(tmp_path / "song.wav"), "--out", str(tmp_path / "h"), "--model", "mert-tiny",
+    load_encoder("mert-tiny", seed=1).save_pretrained(tmp_path / "other")  # not the encoder the probe was trained on
+    assert main(["sense", str(tmp_path / "song.wav"), "--out", str(tmp_path / "h"), "--model", str(tmp_path / "other"),
                  "--probe", str(probe), "--no-progress"]) == 2
     assert "trained on another encoder" in capsys.readouterr().err
     assert not (tmp_path / "h" / "song.wav").exists()
