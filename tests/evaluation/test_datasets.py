@@ -286,3 +286,5 @@ def test_cli_summarises_a_relative_root_and_writes_a_task_that_loads(tmp_path, c
     assert "rock.00042.wav" in err  # the missing file is named
     assert "warning: gtzan train: 3 tracks where the official layout has 443" in err  # an incomplete download
     assert "5 items ->" in out
+    assert main(["data", "task", "gtzan", "no-such-folder", "--out", "tasks"]) == 2
+    assert "no-such-folder: no such folder" in capsys.readouterr().err

@@ -76,7 +76,10 @@ def task(dataset: str, root: str, out: str) -> int:
     reader = READERS[dataset]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MissingAudioWarning)
-        rows = reader.read(Path(root).expanduser())
+        folder = Path(root).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{root}: no such folder; give the {dataset} dataset's folder as distributed")
+        rows = reader.read(folder)
     missing = 0
     for warning in caught:
         if issubclass(warning.category, MissingAudioWarning):
