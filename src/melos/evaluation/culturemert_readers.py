@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .ccml_layout import ccml_rows, ccml_split
-from .dataset_files import DatasetReader, check_audio, read_lines
+from .dataset_files import DatasetReader, check_audio, hold_out, read_lines
 from .tasks import SPLITS
 
 __all__ = ["CULTUREMERT_READERS", "dunya_carnatic", "dunya_hindustani", "fma_medium", "lyra",
@@ -259,9 +259,8 @@ def _lyra_split_rows(folder: Path, items: dict[str, tuple[Path, list[str]]]) -> 
             if id_ in splits:
                 raise ValueError(f"{source}:{n}: id {id_!r} is already in the {splits[id_]!r} split")
             splits[id_] = "train" if name == "training" else "test"
-    train = sorted(id_ for id_, split in splits.items() if split == "train")
-    random.Random(SPLIT_SEED).shuffle(train)
-    splits |= dict.fromkeys(train[:round(len(train) * LYRA_VALID)], "valid")
+    splits |= dict.fromkeys(hold_out([i for i, split in splits.items() if split == "train"], LYRA_VALID, SPLIT_SEED),
+                            "valid")
     return [{"path": str(items[id_][0]), "split": splits[id_], "labels": items[id_][1], "id": id_,
              "split_seed": SPLIT_SEED} for id_ in sorted(items) if id_ in splits]
 

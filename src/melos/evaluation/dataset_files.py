@@ -4,6 +4,7 @@ key names and GiantSteps key annotations (read by both suites' key tasks)."""
 
 from __future__ import annotations
 
+import random
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,6 +39,14 @@ def check_audio(rows: list[dict], source: Path) -> list[dict]:
                                       f"file and are left out, e.g.:\n{shown}", missing), stacklevel=2)
     lost = set(missing)
     return [row for row in rows if row["path"] not in lost]
+
+
+def hold_out(ids: list[str], fraction: float, seed: int) -> set[str]:
+    """The ids (sorted, then shuffled with `seed`) of the first `fraction` of `ids`: a held-out
+    split that depends only on the set of ids."""
+    order = sorted(set(ids))
+    random.Random(seed).shuffle(order)
+    return set(order[: round(len(order) * fraction)])
 
 
 def summary(rows: list[dict], missing: int = 0) -> str:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import random
 import re
 from functools import partial
 from pathlib import Path
 
 from .culturemert_readers import SPLIT_SEED, random_split
-from .dataset_files import DatasetReader, check_audio, giantsteps_items, normalise_key, read_lines
+from .dataset_files import DatasetReader, check_audio, giantsteps_items, hold_out, normalise_key, read_lines
 
 __all__ = ["EFFICIENT_READERS", "MTG_SUBSETS", "VOCALSET_REMOVED", "VOCALSET_TECHNIQUES",
            "VOCALSET_TEST_SINGERS", "emomusic",
@@ -39,13 +38,6 @@ VOCALSET_REMOVED = frozenset({"vibrato/f2_scales_vibrato_a(1).wav", "vibrato/car
 _SINGER_FOLDER = re.compile(r"^(f|m)(?:emale|ale)?(\d+)$")
 GIANTSTEPS_KEY_TRACKS = 604  # the GiantSteps key dataset, the test set
 _GIANTSTEPS_FOLDERS = ("giantsteps-key-dataset", "giantsteps-mtg-key-dataset")
-
-
-def _hold_out(ids: list[str], fraction: float, seed: int) -> set[str]:
-    """The ids (sorted, then shuffled with `seed`) of the first `fraction` of `ids`."""
-    order = sorted(set(ids))
-    random.Random(seed).shuffle(order)
-    return set(order[: round(len(order) * fraction)])
 
 
 def mtg_jamendo(root: Path, subset: str = "top50tags", split: int = 0, audio: Path | None = None) -> list[dict]:
@@ -135,7 +127,7 @@ def vocalset(root: Path, target: str = "technique", valid_fraction: float = 0.1,
                 for id_, (p, singer, _) in items.items()]
     items = {id_: item for id_, item in items.items() if item[2] in VOCALSET_TECHNIQUES}
     pool = [id_ for id_, (_, singer, _) in items.items() if singer not in VOCALSET_TEST_SINGERS]
-    valid = _hold_out(pool, valid_fraction, seed)
+    valid = hold_out(pool, valid_fraction, seed)
     return [{"path": str(p), "labels": technique, "id": id_,
              "split": "test" if singer in VOCALSET_TEST_SINGERS else "valid" if id_ in valid else "train"}
             for id_, (p, singer, technique) in items.items()]
@@ -175,7 +167,7 @@ def giantsteps_mtg_key(
     test = check_audio(test, key_root / "annotations" / "key")
     source = mtg_root / "annotations" / "annotations.txt"
     keys = _mtg_keys(source)
-    valid = _hold_out(list(keys), valid_fraction, seed)
+    valid = hold_out(list(keys), valid_fraction, seed)
     mtg_audio = _audio_folder(mtg_root, shared)
     train = [{"path": str(mtg_audio / f"{id_}.LOFI.mp3"), "split": "valid" if id_ in valid else "train",
               "labels": key, "id": id_} for id_, key in sorted(keys.items(), key=lambda kv: int(kv[0]))]
