@@ -1,7 +1,7 @@
 """melos search beside FAISS, hnswlib and numpy on the same generated vectors, in one run.
 
     OMP_NUM_THREADS=1 python benchmarks/search_index.py --rows 100000 --dim 768
-    OMP_NUM_THREADS=1 python benchmarks/search_index.py --rows 1000000 --dim 768 --skip hnswlib,faiss-hnsw-flat
+    OMP_NUM_THREADS=2 python benchmarks/search_index.py --rows 1000000 --dim 768 --skip faiss-hnsw-flat
 
 Vectors imitate pooled music embeddings: 1000 clusters whose points vary in a shared
 64-dimensional subspace (variances decaying as 1/i) plus isotropic noise, in `--dim` dimensions,
@@ -13,7 +13,9 @@ p50/p99 latency of one query at a time, and queries/s for the whole query set in
 melos goes through its own path: the vectors are written as a `melos embed --format parquet`
 folder (one 1 s window per "file"), `VectorIndex.build` indexes 90% of it, the last 10% is added
 by building again on the grown folder (timed as "add"), and queries go through
-`VectorIndex.search` (metadata fetch included); its batch figure is the same loop.
+`VectorIndex.search` (metadata fetch included), batches through `VectorIndex.search_many`.
+FAISS IVF-PQ is given melos's own lists, codes, training sample and re-ranking depth, so the two
+rows differ only by what melos adds around FAISS.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from melos.search import engine
 from melos.search.vectors import normalise
 
 N_CLUSTERS, RANK, CHUNK = 1000, 64, 50_000
@@ -117,7 +120,12 @@ def run_faiss(name: str, factory: str, x: np.ndarray, queries, truth, out: Path,
     index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
     if "HNSW" in factory:
         faiss.downcast_index(index.index if "RFlat" in factory else index).hnsw.efConstruction = 80
-    index.train(x)
+    if "IVF" in factory:  # melos's training sample and k-means seed
+        faiss.extract_index_ivf(index).cp.seed = engine.SEED
+        n_train = min(len(x), max(engine.TRAIN_ROWS, engine.MIN_LIST_ROWS * faiss.extract_index_ivf(index).nlist))
+        index.train(x[np.sort(np.random.default_rng(engine.SEED).choice(len(x), n_train, replace=False))])
+    else:
+        index.train(x)
     index.add(x)
     build = time.perf_counter() - start
     path = out / f"{name}.faiss"
@@ -137,7 +145,7 @@ def hnsw_ef(ef: int):
     return f"efSearch {ef}", lambda index: setattr(faiss.downcast_index(index).hnsw, "efSearch", ef)
 
 
-def ivf_probe(nprobe: int, k_factor: int):
+def ivf_probe(nprobe: int, k_factor: int = engine.REFINE):
     import faiss
 
     def apply(index):
@@ -177,7 +185,7 @@ def write_parts(folder: Path, x: np.ndarray, start: int, part: int) -> None:
     pq.write_table(table.replace_schema_metadata(meta), folder / "parquet" / f"part-{part:05d}.parquet")
 
 
-def run_melos(x: np.ndarray, queries, truth, out: Path, efs) -> list[Row]:
+def run_melos(x: np.ndarray, queries, truth, out: Path, probes) -> list[Row]:
     from melos.search import VectorIndex
 
     emb, folder = out / "melos-emb", out / "melos.index"
@@ -201,10 +209,15 @@ def run_melos(x: np.ndarray, queries, truth, out: Path, efs) -> list[Row]:
     def ids_of(hits):
         return np.array([int(h.path[1:]) for h in hits])
 
-    for label, kwargs in [("exact", {"exact": True}), *((f"HNSW32,SQ8 ef {ef}, refine x4", {"ef": ef}) for ef in efs)]:
+    kind = index.info.ann_built["index_type"] if index.info.ann_built else "exact"
+    for label, kwargs in [("exact", {"exact": True}),
+                          *((f"{kind} probes {n}, refine x{engine.REFINE}", {"probes": n}) for n in probes)]:
         def one(q, kwargs=kwargs):
             return ids_of(index.search(q, 10, **kwargs))
-        ids, p50, p99, qps = timed(one, lambda qs, one=one: np.stack([one(q) for q in qs]), queries)
+
+        def batch(qs, kwargs=kwargs):
+            return np.stack([ids_of(hits) for hits in index.search_many(qs, 10, **kwargs)])
+        ids, p50, p99, qps = timed(one, batch, queries)
         rows.append(Row("melos", label, build, disk_mb(folder), recall_at(ids, truth), p50, p99, qps))
         print(rows[-1].line(), flush=True)
     return rows
@@ -215,8 +228,9 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--dim", type=int, default=768, help="vector width (at least 64)")
     p.add_argument("--queries", type=int, default=200)
-    p.add_argument("--ef", default="256,768", help="HNSW search candidates (faiss efSearch, hnswlib ef, melos ef)")
-    p.add_argument("--nlist", type=int, help="IVF lists (default 4 sqrt(rows))")
+    p.add_argument("--ef", default="256,768", help="HNSW search candidates (faiss efSearch, hnswlib ef)")
+    p.add_argument("--probes", help="IVF lists scanned per query, faiss IVF-PQ and melos (default: melos's "
+                                    "default and half of it)")
     p.add_argument("--skip", default="", help="engines to leave out: numpy,faiss-flat,faiss-hnsw-flat,"
                                               "faiss-hnsw-sq8,faiss-ivfpq,hnswlib,melos")
     p.add_argument("--out", default="/tmp/melos-search-bench")
@@ -224,6 +238,8 @@ def main() -> None:
 
     skip = set(args.skip.split(","))
     efs = [int(e) for e in args.ef.split(",")]
+    settings = engine.ann_settings(args.rows, args.dim)
+    probes = [int(n) for n in args.probes.split(",")] if args.probes else [settings["probes"] // 2, settings["probes"]]
     out = Path(args.out) / f"n{args.rows}-d{args.dim}"
     out.mkdir(parents=True, exist_ok=True)
     gen = Generator(args.dim)
@@ -247,13 +263,12 @@ def main() -> None:
     if "faiss-hnsw-sq8" not in skip:
         run_faiss("faiss-hnsw-sq8", "HNSW32,SQ8", x, queries, truth, out, [hnsw_ef(e) for e in efs])
     if "faiss-ivfpq" not in skip:
-        nlist = args.nlist or int(4 * np.sqrt(args.rows))
-        run_faiss("faiss-ivfpq", f"IVF{nlist},PQ{args.dim // 8}x4fs,RFlat", x, queries, truth, out,
-                  [ivf_probe(n, f) for n, f in ((32, 10), (128, 50))])
+        run_faiss("faiss-ivfpq", f"{settings['index_type']},RFlat", x, queries, truth, out,
+                  [ivf_probe(n) for n in probes])
     if "hnswlib" not in skip:
         run_hnswlib(x, queries, truth, out, efs)
     if "melos" not in skip:
-        run_melos(x, queries, truth, out, efs)
+        run_melos(x, queries, truth, out, probes)
 
 
 if __name__ == "__main__":

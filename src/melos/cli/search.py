@@ -32,8 +32,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--where", help="SQL filter on manifest columns, e.g. \"culture = 'makam'\" or "
                                    "\"culture IN ('raga', 'makam') AND duration > 60\"")
     p.add_argument("--exact", action="store_true", help="exact search even where an ANN index exists")
-    p.add_argument("--ef", type=int, help="HNSW candidates kept per query (default 768); more is slower and "
-                                          "closer to exact")
+    p.add_argument("--probes", type=int, help="inverted-file lists scanned per query (default: 5 x the square root "
+                                              "of the lists, shown by melos index info); more is slower and closer "
+                                              "to exact")
     p.add_argument("--start", type=float, help="query with the windows from this time on (seconds)")
     p.add_argument("--end", type=float, help="query with the windows up to this time (seconds)")
     p.add_argument("--model", help="encoder for audio queries (default: the one the index records)")
@@ -41,13 +42,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--json", dest="as_json", action="store_true", help="one JSON object per result instead of a table")
 
 
-def run(index: str, query: str, k: int, where: str | None, exact: bool, ef: int | None, start: float | None,
+def run(index: str, query: str, k: int, where: str | None, exact: bool, probes: int | None, start: float | None,
         end: float | None, model: str | None, device: str, as_json: bool) -> int:
     from ..search import VectorIndex, query_vector
 
     vector_index = VectorIndex.open(index)
     vector = query_vector(query, vector_index.info, model, device, start, end)
-    hits = vector_index.search(vector, k, where, exact, ef)
+    hits = vector_index.search(vector, k, where, exact, probes)
     if hits and not as_json:
         print(f"rank  score   distance{'  window (s)' if hits[0].start is not None else ''}  path")
     for rank, hit in enumerate(hits, start=1):

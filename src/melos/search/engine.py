@@ -1,23 +1,27 @@
 """The search engine beside the LanceDB table: the unit vectors as one raw float32 file, searched
-exactly with a BLAS matrix-vector product, and from ANN_MIN_ROWS rows on a FAISS HNSW graph over
-8-bit scalar-quantised copies whose candidates are re-ranked with the float32 vectors.
+exactly with a BLAS matrix-vector product, and from ANN_MIN_ROWS rows through a FAISS inverted
+file of 4-bit product-quantised codes whose candidates are re-ranked with the float32 vectors.
 
     INDEX/vectors.f32   [rows, dim] float32, row r = the table row whose `row` column is r
-    INDEX/hnsw.faiss    the FAISS index (HNSW32 over SQ8 codes, inner product), when built
+    INDEX/ivfpq.faiss   the FAISS index (IVF lists x PQ dim/2 sub-vectors x 4 bits, fast scan,
+                        inner product), when built
 
 The vectors file is memory-mapped, so opening an index reads nothing up front. Rows are only
 ever appended (`melos index build` on a grown folder, `melos index add`): the vectors file grows
-at its end and the graph takes the new rows with `add`, so no part is rebuilt.
+at its end and the inverted file encodes the new rows into its trained lists; once the index
+holds RETRAIN_GROWTH times the rows its lists were trained on, the lists are trained again.
 
-The settings come from benchmarks/search_index.py (docs/benchmarks.md): on 10^5 generated
-768-d vectors (a hard set: clusters buried in isotropic noise), HNSW32,SQ8 with EF_SEARCH 768
-candidates, REFINE x k of them re-ranked exactly, had recall@10 0.966 against exact search
-(ef 256: 0.912 at 1.1 ms a query on one core, loaded machine); FAISS's own HNSW32,SQ8 and
-HNSW32,Flat and hnswlib gave the same recall at the same ef. The exact scan took 0.88x numpy's time.
+The settings come from benchmarks/search_index.py (docs/benchmarks.md), on generated 768-d
+vectors (a hard set: clusters overlapping in a shared subspace, in isotropic noise): with
+`lists` = the power of two nearest 2 sqrt(rows), PROBES x sqrt(lists) lists scanned and REFINE x k
+candidates re-ranked exactly, recall@10 was >= 0.97 at 10^5 and at 10^6 rows, a query taking
+about 0.5 ms and 2 ms on one core; FAISS HNSW needed 10x the time for that recall at 10^5, and
+a 10^6-row graph does not build in 5 minutes on two cores.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +29,18 @@ from pathlib import Path
 import numpy as np
 
 VECTORS = "vectors.f32"
-ANN = "hnsw.faiss"
+ANN = "ivfpq.faiss"
 ANN_MIN_ROWS = 50_000  # below this an exact scan costs under ~20 ms at width 768
-HNSW_M = 32  # graph neighbours per vector
-EF_CONSTRUCTION = 80  # candidates kept while inserting a vector
-EF_SEARCH = 768  # candidates kept while searching: recall@10 >= 0.95 at 10^5 x 768 (benchmark)
-REFINE = 4  # candidates per result re-ranked with the float32 vectors
+PROBES = 5  # lists scanned per query = PROBES x sqrt(lists)
+REFINE = 20  # candidates per result re-ranked with the float32 vectors
+MIN_LIST_ROWS = 39  # FAISS's minimum of training rows per k-means centroid
+MIN_TRAIN_ROWS = 16 * MIN_LIST_ROWS  # the 4-bit codebooks' 16 centroids: fewer rows stay exact
+TRAIN_ROWS = 100_000  # rows sampled to train the lists and the codebooks
+RETRAIN_GROWTH = 4  # retrain once the index holds this many times the rows it was trained on
 FILTER_ANN_FRACTION = 0.1  # a filter passing fewer rows than this is searched exactly over them
-ADD_BATCH = 50_000  # rows appended to the graph at a time (bounds memory)
+ADD_BATCH = 100_000  # rows encoded at a time (bounds memory)
+SCORE_BLOCK = 2**25  # scores held at once by an exact batch search (128 MB)
+SEED = 0  # the training sample and k-means initialisation: the same rows give the same index
 
 
 def _faiss():
@@ -71,28 +79,53 @@ def open_vectors(folder: Path, dim: int, rows: int) -> np.ndarray:
     return np.memmap(path, dtype=np.float32, mode="r", shape=(rows, dim))
 
 
-def build_hnsw(vectors: np.ndarray, start: int = 0, index=None):
-    """An HNSW32,SQ8 index over `vectors[start:]` appended to `index` (a new one when None)."""
+def ann_settings(rows: int, dim: int) -> dict:
+    """The inverted file for `rows` vectors of width `dim`: lists, sub-quantisers, default probes."""
+    lists = 2 ** max(0, round(math.log2(2 * math.sqrt(max(rows, 1)))))
+    while lists > 1 and lists * MIN_LIST_ROWS > rows:  # k-means needs a few dozen rows per list
+        lists //= 2
+    sub = max(m for m in range(1, max(1, dim // 2) + 1) if dim % m == 0)  # dim/2 when it divides
+    return {"engine": "faiss", "index_type": f"IVF{lists},PQ{sub}x4fs", "lists": lists, "sub_quantizers": sub,
+            "probes": min(lists, round(PROBES * math.sqrt(lists))), "trained_rows": rows, "rows": rows}
+
+
+def build_ann(vectors: np.ndarray) -> tuple[object, dict]:
+    """A trained inverted file over all `vectors`, and its settings (`ann_settings`)."""
     faiss = _faiss()
-    dim = vectors.shape[1]
-    if index is None:
-        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = EF_CONSTRUCTION
-        # unit vectors: every coordinate lies in [-1, 1], so the quantiser's range needs no training data
-        index.train(np.array([[-1.0] * dim, [1.0] * dim], np.float32))
+    settings = ann_settings(len(vectors), vectors.shape[1])
+    index = faiss.index_factory(vectors.shape[1], settings["index_type"], faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.extract_index_ivf(index)
+    ivf.cp.seed = SEED
+    n_train = min(len(vectors), max(TRAIN_ROWS, MIN_LIST_ROWS * settings["lists"]))
+    sample = np.sort(np.random.default_rng(SEED).choice(len(vectors), n_train, replace=False))
+    index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+    add_ann(index, vectors)
+    return index, settings
+
+
+def add_ann(index, vectors: np.ndarray, start: int = 0) -> None:
+    """Encode `vectors[start:]` into the index's lists (their ids are their row numbers)."""
     for i in range(start, len(vectors), ADD_BATCH):
-        index.add(np.ascontiguousarray(vectors[i:i + ADD_BATCH]))
-    return index
+        index.add(np.ascontiguousarray(vectors[i:i + ADD_BATCH], dtype=np.float32))
 
 
-def save_hnsw(index, folder: Path) -> None:
+def grow_ann(index, settings: dict, vectors: np.ndarray, start: int) -> tuple[object, dict]:
+    """The index with `vectors[start:]` added, or trained again over all of them once they are
+    RETRAIN_GROWTH times the rows it was trained on (its lists would be too long)."""
+    if len(vectors) >= RETRAIN_GROWTH * settings["trained_rows"]:
+        return build_ann(vectors)
+    add_ann(index, vectors, start)
+    return index, {**settings, "rows": len(vectors)}
+
+
+def save_ann(index, folder: Path) -> None:
     """Write the FAISS index atomically (temporary file, then rename)."""
     tmp = folder / f".{ANN}.tmp"
     _faiss().write_index(index, str(tmp))
     os.replace(tmp, folder / ANN)
 
 
-def load_hnsw(folder: Path, rows: int):
+def load_ann(folder: Path, rows: int):
     path = folder / ANN
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; the index is incomplete, rebuild it with `melos index build`")
@@ -115,41 +148,48 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return part[np.lexsort((part, -scores[part]))]
 
 
-def exact(vectors: np.ndarray, q: np.ndarray, k: int, rows: np.ndarray | None = None) -> Match:
-    """Exact cosine top-k of unit query `q` over all vectors, or over `rows` only."""
-    if rows is None:
-        scores = vectors @ q
-        best = top_k(scores, k)
-        return Match(best.astype(np.int64), scores[best])
-    scores = vectors[np.sort(rows)] @ q if len(rows) else np.zeros(0, np.float32)
-    ordered = np.sort(rows)
-    best = top_k(scores, k)
-    return Match(ordered[best].astype(np.int64), scores[best])
+def exact(vectors: np.ndarray, queries: np.ndarray, k: int, rows: np.ndarray | None = None) -> list[Match]:
+    """Exact cosine top-k of each unit query [n, dim] over all vectors, or over `rows` only."""
+    ordered = None if rows is None else np.sort(rows)
+    pool = vectors if ordered is None else vectors[ordered] if len(ordered) else np.zeros((0, vectors.shape[1]))
+    matches = []
+    step = max(1, SCORE_BLOCK // max(1, len(pool)))  # queries scored at a time: bounds the [rows, n] block
+    for i in range(0, len(queries), step):
+        block = queries[i:i + step]
+        scores = (pool @ block[0])[:, None] if len(block) == 1 else pool @ block.T  # gemv for one query
+        for j in range(len(block)):
+            column = np.ascontiguousarray(scores[:, j])
+            best = top_k(column, k)
+            matches.append(Match((best if ordered is None else ordered[best]).astype(np.int64), column[best]))
+    return matches
 
 
-def approximate(index, vectors: np.ndarray, q: np.ndarray, k: int, ef: int | None = None,
-                refine: int = REFINE, rows: np.ndarray | None = None) -> Match:
-    """HNSW candidates (restricted to `rows` when given) re-ranked exactly; None-free: an
-    answer with fewer than min(k, len(rows)) results falls back to an exact scan of `rows`."""
+def approximate(index, vectors: np.ndarray, queries: np.ndarray, k: int, probes: int, refine: int = REFINE,
+                rows: np.ndarray | None = None) -> list[Match]:
+    """Candidates from `probes` lists of the inverted file (only `rows`, when given) for each
+    unit query [n, dim], re-ranked exactly; a query answered with fewer than min(k, len(rows))
+    results falls back to an exact scan."""
     faiss = _faiss()
     n_cand = max(k * refine, k)
-    ef = max(ef or EF_SEARCH, n_cand)
-    params = faiss.SearchParametersHNSW()
-    selector = None
+    lists = faiss.extract_index_ivf(index).nlist
+    params = faiss.SearchParametersIVF()
     if rows is not None:
-        fraction = len(rows) / max(1, len(vectors))
-        ef = int(ef / max(fraction, FILTER_ANN_FRACTION))  # a filter thins the graph: look further
+        share = len(rows) / max(1, len(vectors))
+        probes = round(probes / max(share, FILTER_ANN_FRACTION))  # a filter thins every list: scan more
         bitmap = np.zeros((len(vectors) + 7) // 8, np.uint8)
         np.bitwise_or.at(bitmap, rows >> 3, (1 << (rows & 7)).astype(np.uint8))
-        selector = faiss.IDSelectorBitmap(len(vectors), faiss.swig_ptr(bitmap))
+        selector = faiss.IDSelectorBitmap(len(vectors), faiss.swig_ptr(bitmap))  # kept alive past the search
         params.sel = selector
-    params.efSearch = ef
-    _, ids = index.search(q[None], n_cand, params=params)
-    ids = ids[0][ids[0] >= 0]
+    params.nprobe = max(1, min(probes, lists))
+    _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), n_cand, params=params)
     want = min(k, len(vectors) if rows is None else len(rows))
-    if len(ids) < want:
-        return exact(vectors, q, k, rows)
-    scores = vectors[np.sort(ids)] @ q
-    ordered = np.sort(ids)
-    best = top_k(scores, k)
-    return Match(ordered[best].astype(np.int64), scores[best])
+    matches = []
+    for q, ids in zip(queries, found):
+        ids = np.sort(ids[ids >= 0])
+        if len(ids) < want:
+            matches.extend(exact(vectors, q[None], k, rows))
+            continue
+        scores = vectors[ids] @ q
+        best = top_k(scores, k)
+        matches.append(Match(ids[best].astype(np.int64), scores[best]))
+    return matches

@@ -3,13 +3,13 @@ files beside it, and `melos-index.json`.
 
     INDEX/
       melos-index.json   model, layer, level, dim, window settings, rows, ANN settings (IndexInfo)
-      vectors.lance/     the LanceDB table: row, path, window + start (or n_windows), vector,
-                         manifest columns (filtered with SQL)
-      vectors.f32        the same unit vectors, row by row, memory-mapped for search (engine.py)
-      hnsw.faiss         the FAISS HNSW graph, from ANN_MIN_ROWS rows on
+      vectors.lance/     the LanceDB table: row, path, window + start (or n_windows), manifest
+                         columns (filtered with SQL)
+      vectors.f32        the unit vectors, row by row, memory-mapped for search (engine.py)
+      ivfpq.faiss        the FAISS inverted file of 4-bit PQ codes, from ANN_MIN_ROWS rows on
 
-A query is a BLAS product over the memory-mapped vectors (exact) or an HNSW search re-ranked
-with them (approximate); a `--where` filter is evaluated by LanceDB first and restricts the
+A query is a BLAS product over the memory-mapped vectors (exact) or an inverted-file search
+re-ranked with them (approximate); a `--where` filter is evaluated by LanceDB first and restricts the
 search to the rows that pass, so a filtered query returns k results whenever k rows pass. The
 matched rows' metadata is then read from the table by row number. The score is the cosine
 similarity in [-1, 1]; the distance is 1 - score.
@@ -35,8 +35,8 @@ os.environ.setdefault("LANCEDB_LOG", "error")  # else lance logs a warning for e
 
 INFO = "melos-index.json"
 TABLE = "vectors"
-VERSION = 2  # 1: LanceDB's own IVF indexes, no vectors.f32 (rebuild such an index)
-ANN_CHOICES = ("auto", "none", "hnsw")
+VERSION = 3  # 1: LanceDB's own IVF indexes; 2: vectors also in the table, HNSW graph (rebuild either)
+ANN_CHOICES = ("auto", "none", "ivf")
 
 
 @dataclass
@@ -50,9 +50,10 @@ class IndexInfo:
         dim: vector width H.
         window, hop: seconds, as embedded.
         embed: the embed run's metadata (sample rate, pooling, ...).
-        ann: "auto" (HNSW from engine.ANN_MIN_ROWS rows), "none" (always exact) or "hnsw".
-        ann_built: the HNSW graph's settings once built, else None.
-        rows: rows in the table, the vectors file and the graph.
+        ann: "auto" (the inverted file from engine.ANN_MIN_ROWS rows), "none" (always exact) or
+            "ivf" (from engine.MIN_TRAIN_ROWS rows, the fewest its codebooks train on).
+        ann_built: the inverted file's settings once built (`engine.ann_settings`), else None.
+        rows: rows in the table, the vectors file and the inverted file.
     """
 
     model: str
@@ -139,7 +140,7 @@ class VectorIndex:
             raise ValueError(f"{folder}: the table holds {n} rows, {INFO} {info.rows}; the index is corrupt "
                              f"(an interrupted add?), rebuild it with `melos index build`")
         self.vectors = engine.open_vectors(folder, info.dim, n)
-        self.ann = engine.load_hnsw(folder, n) if info.ann_built else None
+        self.ann = engine.load_ann(folder, n) if info.ann_built else None
 
     @classmethod
     def open(cls, folder: str | Path) -> "VectorIndex":
@@ -214,8 +215,8 @@ class VectorIndex:
 
     def add(self, emb_dir: str | Path, manifest: str | Path | None = None) -> AddReport:
         """Append the files of `emb_dir` that the index does not hold yet (by path): their vectors
-        to the vectors file and the HNSW graph (or a graph is built once the index reaches
-        engine.ANN_MIN_ROWS), their rows to the table."""
+        to the vectors file and the inverted file (`engine.grow_ann`; one is built once the index
+        reaches engine.ANN_MIN_ROWS), their rows to the table."""
         source = open_folder(emb_dir, self.info.layer)
         for key, want in (("model", self.info.model), ("window", str(self.info.window)), ("hop", str(self.info.hop))):
             have = source.metadata.get(key)
@@ -244,14 +245,13 @@ class VectorIndex:
         rows = self.table.count_rows()
         self._metadata = None
         self.vectors = engine.open_vectors(self.folder, self.info.dim, rows)
-        if self.ann is not None:
-            self.ann = engine.build_hnsw(self.vectors, n, self.ann)
-            engine.save_hnsw(self.ann, self.folder)
-            self.info.ann_built["rows"] = rows
         self.info.rows = rows
-        if self.ann is None:
+        if self.ann is not None:
+            self.ann, self.info.ann_built = engine.grow_ann(self.ann, self.info.ann_built, self.vectors, n)
+            engine.save_ann(self.ann, self.folder)
+        else:
             self.info.ann_built = _maybe_build_ann(self.folder, self.info)
-            self.ann = engine.load_hnsw(self.folder, rows) if self.info.ann_built else None
+            self.ann = engine.load_ann(self.folder, rows) if self.info.ann_built else None
         self.info.save(self.folder)
         return report
 
@@ -264,42 +264,51 @@ class VectorIndex:
         return np.sort(table.column("row").to_numpy().astype(np.int64))
 
     def search(self, vector: np.ndarray, k: int = 10, where: str | None = None, exact: bool = False,
-               ef: int | None = None, refine: int = engine.REFINE) -> list[Hit]:
+               probes: int | None = None, refine: int = engine.REFINE) -> list[Hit]:
         """The `k` rows most cosine-similar to `vector` [H] (normalised here), best first.
 
         Args:
             where: an SQL filter on the metadata columns, e.g. "culture = 'makam'"; evaluated
                 first, the search then runs over the rows that pass, so `k` rows come back
                 whenever `k` rows pass (exactly when fewer than engine.FILTER_ANN_FRACTION of
-                the rows pass, else through the graph with the others masked out).
-            exact: scan every vector even when an HNSW graph exists.
-            ef, refine: HNSW candidates kept (None: engine.EF_SEARCH) and candidates per result
-                re-ranked with the full vectors.
+                the rows pass, else through the inverted file with the others masked out).
+            exact: scan every vector even when an inverted file exists.
+            probes, refine: lists scanned (None: the index's default, `engine.ann_settings`)
+                and candidates per result re-ranked with the float32 vectors.
         """
-        vector = np.asarray(vector, dtype=np.float64).reshape(-1)
-        if vector.shape[0] != self.info.dim:
-            raise ValueError(f"query has dimension {vector.shape[0]}, the index {self.info.dim} "
-                             f"(layer {self.info.layer} of {self.info.model})")
+        vector = np.asarray(vector)
+        if vector.ndim != 1:
+            raise ValueError(f"search takes one vector [H], got shape {vector.shape}; use search_many for [n, H]")
+        return self.search_many(vector[None], k, where, exact, probes, refine)[0]
+
+    def search_many(self, vectors: np.ndarray, k: int = 10, where: str | None = None, exact: bool = False,
+                    probes: int | None = None, refine: int = engine.REFINE) -> list[list[Hit]]:
+        """`search` for each row of `vectors` [n, H] at once: one matrix product (exact) or one
+        FAISS call over all of them (approximate), so a batch costs less than n searches."""
+        vectors = np.asarray(vectors, dtype=np.float64)
+        if vectors.ndim != 2 or vectors.shape[1] != self.info.dim:
+            raise ValueError(f"query has dimension {vectors.shape[-1] if vectors.ndim else 1}, the index "
+                             f"{self.info.dim} (layer {self.info.layer} of {self.info.model})")
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        norm = np.linalg.norm(vector)
-        q = (vector / (norm if norm > 0 else 1.0)).astype(np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        queries = (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
         rows = self.rows_where(where) if where else None
         if rows is not None and len(rows) == 0:
-            return []
+            return [[] for _ in queries]
         narrow = rows is not None and len(rows) < engine.FILTER_ANN_FRACTION * len(self.vectors)
         if exact or self.ann is None or narrow:
-            match = engine.exact(self.vectors, q, k, rows)
+            matches = engine.exact(self.vectors, queries, k, rows)
         else:
-            match = engine.approximate(self.ann, self.vectors, q, k, ef, refine, rows)
-        return self._hits(match)
+            matches = engine.approximate(self.ann, self.vectors, queries, k,
+                                         probes or self.info.ann_built["probes"], refine, rows)
+        return [self._hits(m) for m in matches]
 
     def metadata(self) -> pa.Table:
         """Every column but the vectors, in row order; read from the table once, then kept (a few
         dozen bytes a row), so a result's metadata costs an in-memory take, not a disk read."""
         if self._metadata is None:
-            names = [n for n in self.table.schema.names if n != "vector"]
-            table = self.table.search().select(names).limit(None).to_arrow().sort_by("row")
+            table = self.table.search().limit(None).to_arrow().sort_by("row")
             if not np.array_equal(table.column("row").to_numpy(), np.arange(self.info.rows)):
                 raise ValueError(f"{self.folder}: the table's row numbers are not 0..{self.info.rows - 1}; the "
                                  f"index is corrupt, rebuild it with `melos index build`")
@@ -332,14 +341,15 @@ def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa
 
 
 def _rows(batches: Iterator[pa.RecordBatch], folder: Path, start: int) -> Iterator[pa.RecordBatch]:
-    """Each batch with its row numbers (from `start`) as a first `row` column, its vectors
-    appended to the folder's vectors file on the way."""
+    """Each batch with its row numbers (from `start`) as a first `row` column and without its
+    vectors, which go to the folder's vectors file on the way."""
     n = start
     for batch in batches:
         if "row" in batch.schema.names:
             batch = batch.drop_columns(["row"])
         vectors = batch.column("vector")
         engine.append_vectors(folder, vectors.flatten().to_numpy(zero_copy_only=False).reshape(len(batch), -1))
+        batch = batch.drop_columns(["vector"])
         rows = pa.array(np.arange(n, n + len(batch), dtype=np.int64))
         n += len(batch)
         yield pa.RecordBatch.from_arrays([rows, *batch.columns],
@@ -367,10 +377,10 @@ def _with_columns(batches: Iterator[pa.RecordBatch], names: dict[str, str | None
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema, report: AddReport) -> pa.RecordBatch:
-    """`batch` with the table's columns but `row` (added by `_rows`): missing ones null, extra
-    ones dropped (and reported)."""
+    """`batch` with the table's columns but `row` (added by `_rows`), then its vectors: missing
+    columns null, extra ones dropped (and reported)."""
     for name in batch.schema.names:
-        if name not in schema.names and name not in report.dropped_columns:
+        if name not in schema.names and name != "vector" and name not in report.dropped_columns:
             report.dropped_columns.append(name)
     arrays, fields = [], []
     for f in schema:
@@ -385,14 +395,16 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, report: AddReport) -> pa.
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise ValueError(f"manifest column {f.name!r} has type {batch.schema.field(f.name).type}, "
                              f"the index's is {f.type}") from None
+    arrays.append(batch.column("vector"))
+    fields.append(batch.schema.field("vector"))
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def _maybe_build_ann(folder: Path, info: IndexInfo) -> dict | None:
-    """Build the HNSW graph the settings call for at the index's size; its settings, or None."""
-    if info.ann == "none" or (info.ann == "auto" and info.rows < engine.ANN_MIN_ROWS):
+    """Build the inverted file the settings call for at the index's size; its settings, or None."""
+    if info.ann == "none" or (info.ann == "auto" and info.rows < engine.ANN_MIN_ROWS) or \
+            info.rows < engine.MIN_TRAIN_ROWS:
         return None
-    index = engine.build_hnsw(engine.open_vectors(folder, info.dim, info.rows))
-    engine.save_hnsw(index, folder)
-    return {"engine": "faiss", "index_type": f"HNSW{engine.HNSW_M},SQ8", "m": engine.HNSW_M,
-            "ef_construction": engine.EF_CONSTRUCTION, "rows": info.rows}
+    index, settings = engine.build_ann(engine.open_vectors(folder, info.dim, info.rows))
+    engine.save_ann(index, folder)
+    return settings
