@@ -1,6 +1,6 @@
 """Similarity search over `melos embed` outputs: one layer, per track or per window, in a LanceDB
-table with manifest columns to filter on, searched exactly or through a FAISS HNSW graph, with
-queries from audio or embeddings."""
+table with manifest columns to filter on, searched exactly or through a FAISS inverted file of
+PQ codes re-ranked exactly, with queries from audio or embeddings."""
 
 from .columns import ManifestColumns, read_columns
 from .index import AddReport, Hit, IndexInfo, VectorIndex
