@@ -107,15 +107,27 @@ def test_events_before_the_look_ahead_do_not_depend_on_what_follows():
 
 
 def test_live_transients_agree_with_the_offline_onsets():
-    """A generated multi-instrument clip (drums, plucked and bowed notes): F at +-25 ms >= 0.9, the
-    goal (0.909 measured on this clip; 0.94 on other western clips, benchmarks/sense_live.py); a
-    live analyser that lost the attacks or the thresholds would fall far below it."""
+    """A generated multi-instrument clip (drums, plucked and bowed notes): F at +-25 ms >= 0.92, over
+    the goal of 0.9 (0.933 measured on this clip; 0.95-0.98 on other western clips,
+    benchmarks/sense_live.py); a live analyser that lost the attacks, the thresholds or the
+    loud start would fall below it."""
     from melos.data.synth.render import render_clip
 
     audio, _ = render_clip("western", 11, 6.0)
     offline = analyze(audio, SR, stems="none").onsets
     live = transient_times(stream(audio))
-    assert mir_eval.onset.f_measure(offline, live, window=0.025)[0] >= 0.9
+    assert mir_eval.onset.f_measure(offline, live, window=0.025)[0] >= 0.92
+
+
+def test_a_stream_that_starts_loud_starts_with_an_onset():
+    """As offline, sound at 0 s is an attack (the onset tests need a past, so this is a rule of its
+    own); a stream that starts on a -70 dB noise floor does not start with one."""
+    loud = transient_times(stream(clicks_and_tones(np.array([0.0, 0.5]), 1.0)))
+    assert len(loud) == 2 and loud[0] <= 0.001 and abs(loud[1] - 0.5) <= 0.003, loud
+    quiet = transient_times(stream(clicks_and_tones(np.array([0.5]), 1.0)))
+    assert len(quiet) == 1 and abs(quiet[0] - 0.5) <= 0.003, quiet
+    offline = analyze(clicks_and_tones(np.array([0.0, 0.5]), 1.0), SR, stems="none").onsets
+    assert offline[0] <= 0.001  # the offline rule agrees
 
 
 def test_bed_is_the_low_band_rms_and_sharpness_the_centroid():
@@ -316,3 +328,23 @@ def test_band_flux_is_the_offline_spectral_flux_of_each_band():
     for bins, flux in zip(onsets.bins, onsets.flux):
         np.testing.assert_allclose(list(flux)[1:], spectral_flux(magnitude, bins)[1:], rtol=1e-9)
 
+
+def test_a_steady_tone_flickers_in_the_live_flux_no_more_than_offline():
+    """The live window's short tail shows attacks sooner but must not make a held tone look like
+    a stream of small onsets: on a steady 29-partial tone (slightly inharmonic, so partials beat)
+    the live mid-band flux stays within 0.5-1.25x the offline `spectral_flux` of the same audio
+    (measured 0.88x with the 16 ms tail; an 8 ms tail gives 2.6x, which hid attacks over drones)."""
+    from melos.sense.features import stft_magnitude
+    from melos.sense.onsets import BANDS, band_bins, spectral_flux
+
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * SR) / SR
+    tone = 0.1 * sum(np.sin(2 * np.pi * k * 146.8 * (1 + rng.uniform(-2e-3, 2e-3)) * t + rng.uniform(0, 2 * np.pi)) / k
+                     for k in range(1, 30))
+    s = SenseStream(SR)
+    for i in range(0, len(tone), 240):
+        s.push(tone[i:i + 240])
+    live = np.median(s.onsets.flux[0])  # the mid band's flux over the last second
+    offline = spectral_flux(stft_magnitude(tone, 1024, 240), band_bins(BANDS["mid"], 1024, SR))
+    ratio = live / np.median(offline[-100:])
+    assert 0.5 <= ratio <= 1.25, ratio

@@ -13,7 +13,10 @@ Only the mid and high bands are used. The low band (30-150 Hz) spans 5 bins of t
 window, and a causal window sees a low note's attack late and smeared: with it the agreement
 with the offline onsets fell on every clip and track tried (e.g. 0.94 to 0.74 on a western
 clip), without it rose over full-band flux (0.38 to 0.62 on a Wesnoth track,
-benchmarks/sense_live.py).
+benchmarks/sense_live.py). A low band on a Hann-windowed spectrum of its own, even with the
+offline peak picking (future frames included), left the pooled agreement on six Wesnoth tracks
+where it was (0.71 to 0.70-0.71): it finds the low onsets of quiet tracks but as many more that
+the offline analysis does not keep.
 """
 
 from __future__ import annotations
