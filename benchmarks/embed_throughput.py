@@ -3,13 +3,18 @@ melos in float32, bfloat16 (weights held in bf16, `melos.models.precision`) and 
 dynamic quantization of the Linear layers).
 
     python benchmarks/embed_throughput.py [--preset mert-v1-95m] [--seconds 30] [--runs 5]
-        [--dtype float32,bfloat16,int8]
+        [--dtype float32,bfloat16,int8] [--probe-clips 30]
 
 Every model runs the same clip, alternating, in one process. Prints audio-seconds per
 wall-second for each, the speed ratio to melos float32 (median of paired runs), the smallest
 per-frame cosine similarity of every hidden state to float32's, and model FLOP utilisation:
 achieved FLOP/s over the FLOP/s of a large matmul of the same dtype measured in the same run
 (int8 against the bf16 peak: torch has no int8 matmul to time). transformers runs float32 only.
+
+--probe-clips N also renders N 5 s clips of each generated tradition (melos.data.synth, seed 0),
+embeds them in every dtype (mean-pooled, every hidden state) and trains a logistic-regression
+probe of the tradition per layer on half of them (stratified), printing each dtype's macro
+one-vs-rest ROC-AUC on the other half and its largest difference from float32's over the layers.
 """
 
 from __future__ import annotations
@@ -76,12 +81,46 @@ def frame_cosine(reference, states) -> float:
     return min(F.cosine_similarity(a.float(), b.float(), dim=-1).min().item() for a, b in zip(reference, states))
 
 
+def probe_aucs(models: dict, clips_per_tradition: int) -> dict[str, list[float]]:
+    """Macro one-vs-rest ROC-AUC of a tradition probe per hidden state, for each model's embeddings."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from melos.data.synth.render import render_clip
+    from melos.data.synth.traditions import TRADITIONS
+    from melos.embedding.pipeline import WindowEncoder
+
+    audio, labels = [], []
+    for t, tradition in enumerate(TRADITIONS):
+        for i in range(clips_per_tradition):
+            audio.append(torch.from_numpy(render_clip(tradition, i)[0]))
+            labels.append(t)
+    labels = np.array(labels)
+    train, test = train_test_split(np.arange(len(labels)), test_size=0.5, stratify=labels, random_state=0)
+    aucs = {}
+    for name, model in models.items():
+        forward = WindowEncoder(model, list(range(model.n_hidden_states)), "mean", "cpu", "float32")
+        feats = torch.cat([forward(a[None]) for a in audio]).numpy()  # [clips, layers, H]
+        aucs[name] = []
+        for layer in range(feats.shape[1]):
+            probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+            probe.fit(feats[train, layer], labels[train])
+            aucs[name].append(roc_auc_score(labels[test], probe.predict_proba(feats[test, layer]), multi_class="ovr"))
+    return aucs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="mert-v1-95m")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dtype", default="float32", help="comma list of float32, bfloat16, int8")
+    parser.add_argument("--probe-clips", type=int, default=0,
+                        help="clips per generated tradition for the probe comparison (0: none)")
     args = parser.parse_args()
     names = ["float32", *(d for d in args.dtype.split(",") if d != "float32")]
     if "bfloat16" in names and not bf16_supported():
@@ -129,6 +168,14 @@ def main() -> None:
     print(f"  max abs difference melos float32 vs transformers over all {len(reference)} hidden states: "
           f"{max_diff:.2e}")
     print(f"  model FLOPs per clip {flops / 1e9:.1f} G")
+    if args.probe_clips:
+        with torch.inference_mode():
+            aucs = probe_aucs(models, args.probe_clips)
+        print(f"  tradition probe, {args.probe_clips} clips per tradition (half train, half test), macro ROC-AUC "
+              f"per hidden state:")
+        for name, values in aucs.items():
+            worst = max(abs(a - b) for a, b in zip(values, aucs["float32"]))
+            print(f"    {name:9s} " + " ".join(f"{v:.3f}" for v in values) + f"  largest |diff| to float32 {worst:.4f}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """Inference in bfloat16 with the weights held in bfloat16 (not autocast's cast on every call).
 
     Linear, Conv, positional conv   weights in bf16; their input is cast to bf16 on the way in
-    LayerNorm, GroupNorm            weights and arithmetic in fp32, output in their input's dtype
+    LayerNorm                       weights and arithmetic in fp32, output in its input's dtype
+    GroupNorm                       weights in fp32, bf16 in and out: torch's mixed-type CPU kernel
+                                    keeps its statistics in fp32 (the feature extractor's first
+                                    GroupNorm spans 512 x 144,000 values of a 30 s window, whose
+                                    casts to fp32 and back cost 6x the norm itself)
     residual stream                 fp32 wherever a norm or the first layer's input feeds it
                                     (bf16 + fp32 promotes to fp32), so MERT's hidden states,
                                     all LayerNorm outputs or sums onto them, keep fp32's range
@@ -19,8 +23,6 @@ import torch
 from torch import nn
 
 from .encoder import Encoder
-
-NORMS = (nn.LayerNorm, nn.GroupNorm)
 
 
 def bf16_supported() -> bool:
@@ -51,7 +53,9 @@ def held_in_bfloat16(encoder: Encoder) -> Encoder:
     left as it was. Its hidden states come out in fp32 or bf16; pool them in fp32."""
     model = copy.deepcopy(encoder).eval().to(torch.bfloat16)
     for module in model.modules():
-        if isinstance(module, NORMS):  # computed in fp32, returned in the dtype it was given
+        if isinstance(module, nn.GroupNorm):  # bf16 in and out, fp32 weights and statistics
+            module.float()
+        elif isinstance(module, nn.LayerNorm):  # computed in fp32, returned in the dtype it was given
             module.float()
             module.register_forward_pre_hook(_norm_input)
             module.register_forward_hook(_norm_output)
