@@ -55,7 +55,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                    help="JSONL manifest whose fields (culture, instrument, ...) become filterable columns")
     q.add_argument("--ann", choices=("auto", "none", "ivf"), default="auto",
                    help="approximate index: auto (an inverted file from 50,000 rows, default), none (always "
-                        "exact), or ivf (an inverted file at any size)")
+                        "exact), or ivf (an inverted file from 624 rows, the fewest its codebooks train on; fewer stay exact)")
     q = sub.add_parser("add", help="append the new files of an embedding folder to an index")
     q.add_argument("index", metavar="INDEX", help="index folder made by melos index build")
     q.add_argument("emb_dir", metavar="EMB_DIR", help="output folder of melos embed (same model and window settings)")
